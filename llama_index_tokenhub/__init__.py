@@ -1,0 +1,1 @@
+"""TokenHub for LlamaIndex."""
