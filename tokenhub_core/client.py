@@ -8,6 +8,7 @@ below differ only in how they wait.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
@@ -196,6 +197,42 @@ async def _close_when_loop_shuts_down(client: httpx.AsyncClient) -> AsyncGenerat
         await client.aclose()
 
 
+class _DefaultPools:
+    """The connection pools every `TokenHubClient` shares unless given its own httpx client.
+
+    One sync pool per process and one async pool per event loop: new clients (a new chat model
+    per request, say) reuse warm connections, and no pool is left for the garbage collector to
+    find with open sockets. Timeouts and headers are set per request, so sharing is safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sync: httpx.Client | None = None
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
+
+    def sync(self) -> httpx.Client:
+        with self._lock:
+            if self._sync is None:
+                self._sync = httpx.Client(limits=_POOL_LIMITS)
+                atexit.register(self._sync.close)
+            return self._sync
+
+    async def for_running_loop(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        entry = self._async.get(loop)
+        if entry is None:
+            client = httpx.AsyncClient(limits=_POOL_LIMITS)
+            closer = _close_when_loop_shuts_down(client)
+            await closer.__anext__()
+            entry = self._async[loop] = (client, closer)
+        return entry[0]
+
+
+_pools = _DefaultPools()
+
+
 class TokenHubClient:
     """A client for TokenHub's OpenAI-compatible ``/chat/completions`` endpoint.
 
@@ -206,7 +243,8 @@ class TokenHubClient:
         timeout: seconds (or an ``httpx.Timeout``) for each attempt.
         max_retries: retries after the first attempt, for retryable failures only.
         default_headers: sent with every request.
-        http_client / http_async_client: your own httpx clients, used as they are.
+        http_client / http_async_client: your own httpx clients, used as they are (you close
+            them). Without them, every client shares one pool per process (async: per event loop).
     """
 
     def __init__(
@@ -231,11 +269,6 @@ class TokenHubClient:
         self._url = f"{self.base_url}/chat/completions"
         self._http_client = http_client
         self._http_async_client = http_async_client
-        self._own_http_client: httpx.Client | None = None
-        self._own_async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
-        ] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         key = "set" if self.api_key is not None else "from env"
@@ -303,12 +336,7 @@ class TokenHubClient:
     # Sync shell.
 
     def _sync_http(self) -> httpx.Client:
-        if self._http_client is not None:
-            return self._http_client
-        with self._lock:
-            if self._own_http_client is None:
-                self._own_http_client = httpx.Client(timeout=self.timeout, limits=_POOL_LIMITS)
-            return self._own_http_client
+        return self._http_client if self._http_client is not None else _pools.sync()
 
     def _send(self, call: _Call) -> httpx.Response:
         http = self._sync_http()
@@ -362,33 +390,13 @@ class TokenHubClient:
         """Stream a chat completion: an iterator of chunks, sent on first use."""
         return ChatStream(self, self._prepare(model, messages, params, stream=True))
 
-    def close(self) -> None:
-        """Close the connection pool this client created (not one you passed in)."""
-        with self._lock:
-            if self._own_http_client is not None:
-                self._own_http_client.close()
-                self._own_http_client = None
-
-    def __enter__(self) -> TokenHubClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # Async shell: the same steps, awaited. One pooled client per event loop, so a client keeps
+    # Async shell: the same steps, awaited. The shared pool is per event loop, so a client keeps
     # working across pytest's per-test loops and in Jupyter.
 
     async def _async_http(self) -> httpx.AsyncClient:
         if self._http_async_client is not None:
             return self._http_async_client
-        loop = asyncio.get_running_loop()
-        entry = self._own_async_clients.get(loop)
-        if entry is None:
-            client = httpx.AsyncClient(timeout=self.timeout, limits=_POOL_LIMITS)
-            closer = _close_when_loop_shuts_down(client)
-            await closer.__anext__()
-            entry = self._own_async_clients[loop] = (client, closer)
-        return entry[0]
+        return await _pools.for_running_loop()
 
     async def _asend(self, call: _Call) -> httpx.Response:
         http = await self._async_http()
@@ -441,13 +449,6 @@ class TokenHubClient:
     ) -> AsyncChatStream:
         """Async `stream`: ``async for chunk in client.astream(...)``."""
         return AsyncChatStream(self, self._prepare(model, messages, params, stream=True))
-
-    async def aclose(self) -> None:
-        """Close the pools this client created, sync and (for the running loop) async."""
-        self.close()
-        entry = self._own_async_clients.pop(asyncio.get_running_loop(), None)
-        if entry is not None:
-            await entry[0].aclose()
 
 
 class _StreamBase:

