@@ -40,7 +40,14 @@ def _build_parser() -> argparse.ArgumentParser:
     emulator = commands.add_parser("emulator", help="serve the local TokenHub emulator")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    emulator.add_argument("--latency-ms", type=float, default=0.0)
+    emulator.add_argument("--latency-ms", type=float, default=0.0, help="delay before answers")
+    emulator.add_argument(
+        "--keepalive",
+        type=float,
+        default=None,
+        metavar="S",
+        help="send SSE keep-alive comments every S seconds",
+    )
     return parser
 
 
@@ -103,15 +110,18 @@ def _chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _emulator(args: argparse.Namespace) -> int:
+    from tokenhub_core.emulator.__main__ import main as serve
+
+    argv = ["--host", args.host, "--port", str(args.port), "--latency-ms", str(args.latency_ms)]
+    if args.keepalive is not None:
+        argv += ["--keepalive", str(args.keepalive)]
     try:
-        from tokenhub_core.emulator.__main__ import serve
+        return serve(argv)
     except ImportError as exc:
         raise _Usage(
             f"the emulator needs the 'emulator' extra ({exc.name} is missing): "
             "pip install 'tokenhub-integrations[emulator]'"
         ) from None
-    serve(host=args.host, port=args.port, latency_ms=args.latency_ms)
-    return 0
 
 
 class _Usage(Exception):
