@@ -135,6 +135,8 @@ class _StreamReader:
             if event.data == "[DONE]":
                 self.done = True
                 continue
+            if not event.data.strip():  # an empty data: line used as a keep-alive
+                continue
             if event.event == "error":
                 raise _error_event(_loads_or_text(event.data), self.request_id)
             try:

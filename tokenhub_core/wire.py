@@ -126,11 +126,11 @@ class ChoiceDelta(_Open):
 
 class ChunkChoice(_Lean):
     index: int = 0
-    delta: ChoiceDelta = Field(default_factory=ChoiceDelta)
+    delta: ChoiceDelta = ChoiceDelta()
     finish_reason: str | None = None
 
 
-class ChatCompletionChunk(_WithRequestId):
+class ChatCompletionChunk(_Open):
     id: str = ""
     object: str = "chat.completion.chunk"
     created: int = 0

@@ -40,7 +40,6 @@ async def test_async_client_in_this_tests_loop(tokenhub_emulator: TokenHubEmulat
     assert {r.choices[0].finish_reason for r in results} == {"stop"}
 
 
-
 def test_closing_a_stream_early_frees_its_connection(tokenhub_emulator: TokenHubEmulator) -> None:
     one_connection = httpx.Client(
         limits=httpx.Limits(max_connections=1), timeout=httpx.Timeout(5.0, pool=2.0)
