@@ -199,7 +199,7 @@ class ChunkAccumulator:
         text = "".join(self._text)
         refusal = "".join(self._refusal) or None
         content = None if not text and (tool_calls or refusal) else text
-        completion = ChatCompletion(
+        return ChatCompletion(
             id=self._id,
             created=self._created,
             model=self._model,
@@ -218,7 +218,6 @@ class ChunkAccumulator:
                 )
             ],
         )
-        return completion
 
 
 def completion_to_chunks(completion: ChatCompletion) -> list[ChatCompletionChunk]:
