@@ -1,0 +1,353 @@
+"""The emulator's Starlette app: TokenHub's endpoint, checks, answers and injected faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from tokenhub_core.catalog import MODELS
+from tokenhub_core.emulator.checks import ChatRequest, RequestError, check_api_key, check_request
+from tokenhub_core.emulator.encode import completion_body, error_body, error_event, stream_events
+from tokenhub_core.emulator.replies import Reply, answer, scripted_reply
+from tokenhub_core.emulator.state import (
+    CallPlan,
+    EmulatorState,
+    LedgerEntry,
+    RecordedRequest,
+    redact_authorization,
+)
+
+__all__ = ["DroppedConnectionFilter", "create_app"]
+
+CHAT_PATHS = ("/api/v1/chat/completions", "/v1/chat/completions")
+MODELS_PATHS = ("/api/v1/models", "/v1/models")
+_BATCH_BYTES = 4096  # stream events are written in batches of about this size unless dripped
+_KEEPALIVE = b": keep-alive\n\n"
+_JSON = b"application/json"
+_SSE = b"text/event-stream; charset=utf-8"
+
+
+class _DropConnection(Exception):
+    """Raised mid-body so that uvicorn closes the TCP connection: an injected connection drop."""
+
+
+class DroppedConnectionFilter(logging.Filter):
+    """Keeps uvicorn from logging the injected connection drops as application errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], _DropConnection))
+
+
+class _Disconnect:
+    """Sleeps that end early when the client goes away (read from the ASGI ``receive``)."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._task: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+
+    async def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``; False if the client disconnected meanwhile."""
+        if seconds <= 0:
+            return True
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._watch())
+        done, _ = await asyncio.wait({self._task}, timeout=seconds)
+        return not done
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class _Answer(Response):
+    """One HTTP answer, sent with the delays, keep-alives and endings the script asks for."""
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        parts: Sequence[str | bytes],
+        *,
+        stream: bool = False,
+        head_delay: float = 0.0,
+        first_event_delay: float = 0.0,
+        gap: float = 0.0,
+        keepalive: float | None = None,
+        ending: Literal["end", "drop"] = "end",
+        before_last: Callable[[], None] | None = None,
+    ) -> None:
+        self.status_code = status
+        self.raw_headers = headers
+        self.background = None
+        self.body = b""
+        self._parts = parts
+        self._head_delay = head_delay
+        self._first_event_delay = first_event_delay
+        self._gap = gap
+        self._keepalive = keepalive if stream else None
+        self._ending = ending
+        self._before_last = before_last
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        waiter = _Disconnect(receive)
+        try:
+            await self._send_all(waiter, send)
+        finally:
+            await waiter.close()
+
+    async def _wait(self, waiter: _Disconnect, send: Send, seconds: float) -> bool:
+        interval = self._keepalive
+        if interval is None:
+            return await waiter.sleep(seconds)
+        while seconds > 0:
+            step = min(interval, seconds)
+            if not await waiter.sleep(step):
+                return False
+            seconds -= step
+            if step == interval:
+                await send({"type": "http.response.body", "body": _KEEPALIVE, "more_body": True})
+        return True
+
+    async def _send_all(self, waiter: _Disconnect, send: Send) -> None:
+        if not await waiter.sleep(self._head_delay):
+            return
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        if self._keepalive is not None:
+            await send({"type": "http.response.body", "body": _KEEPALIVE, "more_body": True})
+        if not await self._wait(waiter, send, self._first_event_delay):
+            return
+        parts = self._parts
+        last = len(parts) - 1
+        batch: list[bytes] = []
+        size = 0
+        for i, part in enumerate(parts):
+            data = part.encode() if isinstance(part, str) else part
+            if self._gap > 0 and i > 0 and not await self._wait(waiter, send, self._gap):
+                return
+            if i == last and self._ending == "end":
+                if self._before_last is not None:
+                    self._before_last()
+                batch.append(data)
+                await send({"type": "http.response.body", "body": b"".join(batch)})
+                return
+            batch.append(data)
+            size += len(data)
+            if self._gap > 0 or size >= _BATCH_BYTES:
+                await send(
+                    {"type": "http.response.body", "body": b"".join(batch), "more_body": True}
+                )
+                batch, size = [], 0
+        if batch:
+            await send({"type": "http.response.body", "body": b"".join(batch), "more_body": True})
+        if self._ending == "drop":
+            raise _DropConnection
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _headers(
+    request_id: str, content_type: bytes, extra: Sequence[tuple[str, str]] = ()
+) -> list[tuple[bytes, bytes]]:
+    names = {k.lower() for k, _ in extra}
+    headers = [(b"x-request-id", request_id.encode())]
+    if "content-type" not in names:
+        headers.append((b"content-type", content_type))
+    headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in extra)
+    return headers
+
+
+def _json_answer(status: int, body: bytes, request_id: str, delay: float = 0.0) -> _Answer:
+    headers = _headers(request_id, _JSON)
+    headers.append((b"content-length", str(len(body)).encode()))
+    return _Answer(status, headers, [body], head_delay=delay)
+
+
+class _Endpoints:
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    def _record(self, request: Request, raw: bytes, request_id: str) -> tuple[RecordedRequest, Any]:
+        try:
+            body: Any = json.loads(raw) if raw else _INVALID
+        except ValueError:
+            body = _INVALID
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in request.scope["headers"]:
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            if name == "authorization":
+                value = redact_authorization(value)
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.scope["path"],
+            headers=headers,
+            body=None if body is _INVALID else body,
+            raw_body=raw,
+            request_id=request_id,
+        )
+        self.state.record(recorded)
+        return recorded, body
+
+    def _error(self, recorded: RecordedRequest, err: RequestError, delay: float = 0.0) -> _Answer:
+        self.state.answered(recorded, err.status)
+        body = error_body(err.message, err.type, err.code, err.param)
+        return _json_answer(err.status, body, recorded.request_id, delay)
+
+    async def chat(self, request: Request) -> Response:
+        state = self.state
+        request_id = state.next_request_id()
+        recorded, body = self._record(request, await request.body(), request_id)
+        latency = state.latency_ms / 1000
+        try:
+            api_key = check_api_key(request.headers.get("authorization"))
+            if body is _INVALID:
+                raise RequestError(400, "The request body is not valid JSON.", code="invalid_json")
+            chat = check_request(body)
+        except RequestError as err:
+            return self._error(recorded, err, latency)
+        plan = state.take_plan(chat.stream)
+        ids = request_id.removeprefix("req_")
+        if plan.scripted is not None:
+            reply = scripted_reply(chat, plan.scripted, f"call_{ids}_")
+        else:
+            reply = answer(chat, f"call_{ids}_")
+        completion_id = f"chatcmpl-{ids}"
+        created = int(time.time())
+        fault = plan.fault
+        if fault is not None and fault.kind == "status":
+            state.answered(recorded, fault.status)
+            headers = _headers(request_id, fault.content_type.encode(), fault.headers)
+            headers.append((b"content-length", str(len(fault.body)).encode()))
+            delay = latency + plan.delay_headers_s
+            return _Answer(fault.status, headers, [fault.body], head_delay=delay)
+        state.answered(recorded, 200)
+
+        def bill() -> None:
+            if fault is None:
+                state.bill(_ledger_entry(request_id, api_key, chat, reply))
+
+        if not chat.stream:
+            data = completion_body(reply, completion_id=completion_id, created=created)
+            if fault is not None:  # truncate
+                data = data[: len(data) // 2]
+            else:
+                bill()
+            return _json_answer(200, data, request_id, latency + plan.delay_headers_s)
+        return self._stream(chat, reply, plan, request_id, completion_id, created, latency, bill)
+
+    def _stream(
+        self,
+        chat: ChatRequest,
+        reply: Reply,
+        plan: CallPlan,
+        request_id: str,
+        completion_id: str,
+        created: int,
+        latency: float,
+        bill: Callable[[], None],
+    ) -> _Answer:
+        events: list[str] = stream_events(
+            reply, completion_id=completion_id, created=created, include_usage=chat.include_usage
+        )
+        ending: Literal["end", "drop"] = "end"
+        fault = plan.fault
+        if fault is not None:
+            after = min(fault.after, len(events) - 1)  # never [DONE]: the stream stays unfinished
+            if fault.kind == "drop":
+                events, ending = events[:after], "drop"
+            elif fault.kind == "sse_error":
+                error = error_event(fault.message, fault.error_type, fault.code)
+                events = [*events[:after], error]
+            else:  # truncate: half the events, then half an event, then a clean end
+                keep = max(1, (len(events) - 1) // 2)
+                events = [*events[:keep], events[keep][: len(events[keep]) // 2]]
+        keepalive = self.state.keepalive_interval_s
+        head_delay = plan.delay_headers_s + (latency if keepalive is None else 0.0)
+        return _Answer(
+            200,
+            _headers(request_id, _SSE, [("cache-control", "no-cache")]),
+            events,
+            stream=True,
+            head_delay=head_delay,
+            first_event_delay=latency if keepalive is not None else 0.0,
+            gap=plan.drip_s,
+            keepalive=keepalive,
+            ending=ending,
+            before_last=bill,
+        )
+
+    async def models(self, request: Request) -> Response:
+        request_id = self.state.next_request_id()
+        recorded, _ = self._record(request, await request.body(), request_id)
+        try:
+            check_api_key(request.headers.get("authorization"))
+        except RequestError as err:
+            return self._error(recorded, err)
+        self.state.answered(recorded, 200)
+        data = [
+            {"id": m.id, "object": "model", "created": 0, "owned_by": "anthropic"}
+            for m in MODELS.values()
+        ]
+        body = json.dumps({"object": "list", "data": data}).encode()
+        return _json_answer(200, body, request_id)
+
+    async def other(self, request: Request) -> Response:
+        request_id = self.state.next_request_id()
+        recorded, _ = self._record(request, await request.body(), request_id)
+        path = request.scope["path"]
+        if path in CHAT_PATHS or path in MODELS_PATHS:
+            err = RequestError(405, f"Method {request.method} not allowed on {path}.")
+        else:
+            err = RequestError(
+                404, f"Unknown path {path}; POST {CHAT_PATHS[0]}.", type="not_found_error"
+            )
+        return self._error(recorded, err)
+
+
+_INVALID = object()
+
+
+def _ledger_entry(request_id: str, api_key: str, chat: ChatRequest, reply: Reply) -> LedgerEntry:
+    return LedgerEntry(
+        request_id=request_id,
+        api_key=api_key,
+        model=chat.info.id,
+        requested_model=chat.model,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        cost_usd=chat.info.cost_usd(reply.prompt_tokens, reply.completion_tokens),
+        stream=chat.stream,
+    )
+
+
+def create_app(state: EmulatorState) -> Starlette:
+    """The ASGI app serving TokenHub's API from ``state``."""
+    endpoints = _Endpoints(state)
+    routes = [Route(path, endpoints.chat, methods=["POST"]) for path in CHAT_PATHS]
+    routes += [Route(path, endpoints.models, methods=["GET"]) for path in MODELS_PATHS]
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    routes.append(Route("/{path:path}", endpoints.other, methods=methods))
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        body = error_body(f"[emulator] internal error: {exc!r}", "api_error", None)
+        return _json_answer(500, body, state.next_request_id())
+
+    return Starlette(routes=routes, exception_handlers={Exception: internal_error})
