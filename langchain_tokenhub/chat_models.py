@@ -1,0 +1,476 @@
+"""`ChatTokenHub`: TokenHub's Claude models as a LangChain chat model, thin over `tokenhub_core`."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.tools import BaseTool
+from langchain_core.utils import from_env, secret_from_env
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from langchain_tokenhub.errors import translate_errors
+from langchain_tokenhub.messages import (
+    MODEL_PROVIDER,
+    StreamConverter,
+    completion_to_message,
+    convert_messages,
+    convert_tools,
+    normalize_tool_choice,
+    tool_names,
+)
+from langchain_tokenhub.structured import (
+    json_parser,
+    schema_instructions,
+    structured_runnable,
+    tool_call_parser,
+)
+from tokenhub_core import DEFAULT_MODEL, ChatCompletion, TokenHubClient
+from tokenhub_core.client import API_KEY_ENV, BASE_URL_ENV
+from tokenhub_core.params import (
+    DEFAULT_MAX_TOKENS,
+    REQUEST_PARAMS,
+    check_sampling_params,
+    estimate_tokens,
+    normalize_stop,
+)
+
+__all__ = ["ChatTokenHub"]
+
+# Per-call keywords that are ours rather than request fields.
+_CALL_OPTIONS = frozenset({"model", "extra_body", "extra_headers", "stream_usage", "stream"})
+_client_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _Request:
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    stream_usage: bool
+
+
+class ChatTokenHub(BaseChatModel):
+    """Claude through TokenHub, as a LangChain chat model.
+
+    Drop-in for ``ChatOpenAI(base_url=..., api_key=...)``: streaming with usage, tool calling,
+    structured output, images, cost per reply, and errors LangChain recognizes.
+
+    Example:
+        ```python
+        from langchain_tokenhub import ChatTokenHub
+
+        llm = ChatTokenHub(model="anthropic/claude-haiku-4-5", temperature=0)
+        reply = llm.invoke("Explain CAP theorem in 3 bullets.")
+        reply.response_metadata["cost_usd"]
+        ```
+    """
+
+    model: str = Field(default=DEFAULT_MODEL, alias="model_name")
+    """Model id, ``anthropic/claude-...`` or the bare short name."""
+    api_key: SecretStr | None = Field(default_factory=secret_from_env(API_KEY_ENV, default=None))
+    """``th-...`` key; defaults to ``TOKENHUB_API_KEY``. Missing is an error at call time."""
+    base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
+    """Defaults to ``TOKENHUB_BASE_URL``, then ``https://tokenhub.store/api/v1``."""
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    """Maximum output tokens, always sent (Claude requires it)."""
+    temperature: float | None = None
+    """0.0-1.0. Set temperature or top_p, not both."""
+    top_p: float | None = None
+    """0.0-1.0. Set temperature or top_p, not both."""
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """At most 4 stop sequences."""
+    timeout: float | None = 60.0
+    """Seconds per attempt; None waits forever."""
+    max_retries: int = 2
+    """Retries of retryable failures (429, 5xx, connection errors), inside the core only."""
+    default_headers: dict[str, str] | None = None
+    """Headers sent with every request."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Other request fields (``user``, ``seed``, ``metadata``... or anything TokenHub accepts)."""
+    extra_body: dict[str, Any] | None = None
+    """Fields merged into the request body as they are."""
+    streaming: bool = False
+    """Stream even from ``invoke`` (callbacks then see every token)."""
+    stream_usage: bool = True
+    """Attach usage to the last streamed chunk."""
+    http_client: httpx.Client | None = Field(default=None, exclude=True)
+    """Your own ``httpx.Client``, used as it is."""
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
+    """Your own ``httpx.AsyncClient``, used as it is."""
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    _client: TokenHubClient | None = PrivateAttr(default=None)
+    _client_settings: tuple[Any, ...] | None = PrivateAttr(default=None)
+
+    # --- construction -------------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_model_kwargs(cls, values: Any) -> Any:
+        """Move unknown constructor arguments into ``model_kwargs``, as ChatOpenAI does."""
+        if not isinstance(values, dict):
+            return values
+        known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+        unknown = [k for k in values if k not in known]
+        if not unknown:
+            return values
+        values = dict(values)
+        model_kwargs = dict(values.get("model_kwargs") or {})
+        for key in unknown:
+            warnings.warn(
+                f"{key!r} is not a ChatTokenHub parameter; it was moved to model_kwargs and is "
+                "sent in the request body",
+                UserWarning,
+                stacklevel=4,
+            )
+            model_kwargs[key] = values.pop(key)
+        values["model_kwargs"] = model_kwargs
+        return values
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _normalize_stop(cls, stop: Any) -> Any:
+        return normalize_stop(stop) or None
+
+    @model_validator(mode="after")
+    def _check_claude_rules(self) -> ChatTokenHub:
+        check_sampling_params(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=self.stop,
+            max_tokens=self.max_tokens,
+        )
+        return self
+
+    # --- LangChain plumbing -------------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "tokenhub-chat"
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {"api_key": API_KEY_ENV}
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """``["langchain_tokenhub", "chat_models"]``."""
+        return ["langchain_tokenhub", "chat_models"]
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": self.stop,
+            "model_kwargs": self.model_kwargs,
+            "streaming": self.streaming,
+            "stream_usage": self.stream_usage,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider=MODEL_PROVIDER,
+            ls_model_name=kwargs.get("model") or self.model,
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens") or self.max_tokens
+        params["ls_max_tokens"] = max_tokens
+        if stop := stop or kwargs.get("stop") or self.stop:
+            params["ls_stop"] = stop
+        return params
+
+    def get_num_tokens(self, text: str) -> int:
+        """An offline *estimate* of the tokens in ``text`` (as one user message)."""
+        return estimate_tokens([{"role": "user", "content": text}])
+
+    def get_num_tokens_from_messages(
+        self,
+        messages: list[BaseMessage],
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool] | None = None,
+    ) -> int:
+        """An offline *estimate* of the prompt's tokens (Claude's tokenizer is not public).
+
+        About four characters a token, a fixed cost per image; errs on the high side.
+        """
+        return estimate_tokens(convert_messages(messages), convert_tools(tools) if tools else None)
+
+    # --- the request path ---------------------------------------------------------------------
+
+    def _get_client(self) -> TokenHubClient:
+        """The instance's client, built on first use and rebuilt if its settings change."""
+        settings = (
+            self.api_key,
+            self.base_url,
+            self.timeout,
+            self.max_retries,
+            tuple(sorted((self.default_headers or {}).items())),
+            self.http_client,
+            self.http_async_client,
+        )
+        client = self._client
+        if client is None or settings != self._client_settings:
+            with _client_lock:
+                if self._client is None or settings != self._client_settings:
+                    self._client = TokenHubClient(
+                        api_key=self.api_key,
+                        base_url=self.base_url,
+                        timeout=self.timeout,
+                        max_retries=self.max_retries,
+                        default_headers=self.default_headers,
+                        http_client=self.http_client,
+                        http_async_client=self.http_async_client,
+                    )
+                    self._client_settings = settings
+                client = self._client
+        return client
+
+    def _request(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> _Request:
+        """The one payload builder shared by the four generate/stream methods."""
+        params: dict[str, Any] = {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": self.stop,
+        }
+        extra_body = dict(self.extra_body or {})
+        for key, value in {**self.model_kwargs, **kwargs}.items():
+            if key in REQUEST_PARAMS:
+                params[key] = value
+            elif key not in _CALL_OPTIONS:
+                extra_body[key] = value
+        if stop is not None:
+            params["stop"] = stop or None
+        if extra := kwargs.get("extra_body"):
+            extra_body.update(extra)
+        if extra_body:
+            params["extra_body"] = extra_body
+        if kwargs.get("extra_headers"):
+            params["extra_headers"] = kwargs["extra_headers"]
+        if params.get("tool_choice") is not None:
+            params["tool_choice"] = normalize_tool_choice(
+                params["tool_choice"], tool_names(params.get("tools") or ())
+            )
+        return _Request(
+            model=kwargs.get("model") or self.model,
+            messages=convert_messages(messages),
+            params=params,
+            stream_usage=kwargs.get("stream_usage", self.stream_usage),
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        with translate_errors():
+            request = self._request(messages, stop, kwargs)
+            completion = self._get_client().chat(
+                model=request.model, messages=request.messages, **request.params
+            )
+        return _chat_result(completion, request.model)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        with translate_errors():
+            request = self._request(messages, stop, kwargs)
+            completion = await self._get_client().achat(
+                model=request.model, messages=request.messages, **request.params
+            )
+        return _chat_result(completion, request.model)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        with translate_errors():
+            request = self._request(messages, stop, kwargs)
+            converter = StreamConverter(request.model, usage=request.stream_usage)
+            with self._get_client().stream(
+                model=request.model, messages=request.messages, **request.params
+            ) as stream:
+                for chunk in stream:
+                    generation = ChatGenerationChunk(
+                        message=converter.convert(chunk, stream.request_id)
+                    )
+                    if run_manager:
+                        run_manager.on_llm_new_token(generation.text, chunk=generation)
+                    yield generation
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        with translate_errors():
+            request = self._request(messages, stop, kwargs)
+            converter = StreamConverter(request.model, usage=request.stream_usage)
+            async with self._get_client().astream(
+                model=request.model, messages=request.messages, **request.params
+            ) as stream:
+                async for chunk in stream:
+                    generation = ChatGenerationChunk(
+                        message=converter.convert(chunk, stream.request_id)
+                    )
+                    if run_manager:
+                        await run_manager.on_llm_new_token(generation.text, chunk=generation)
+                    yield generation
+
+    # --- binding ------------------------------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: dict[str, Any] | type | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (BaseTool, functions, pydantic models, TypedDicts or tool dicts).
+
+        Args:
+            tools: the tools.
+            tool_choice: ``"auto"``, ``"none"``, ``"required"``, ``"any"`` (= required),
+                ``True`` (required; with one tool, that tool), a tool name, or the dict form.
+            strict: passed through on each tool (Claude's compatibility layer may ignore it).
+            parallel_tool_calls: allow or forbid several calls in one reply.
+            response_format: a wire ``response_format`` dict, or a schema for JSON-schema output.
+            **kwargs: other per-call parameters.
+        """
+        with translate_errors():
+            wire_tools = convert_tools(tools, strict=strict)
+            choice = normalize_tool_choice(tool_choice, tool_names(wire_tools))
+            check_sampling_params(
+                temperature=kwargs.get("temperature", self.temperature),
+                top_p=kwargs.get("top_p", self.top_p),
+                stop=kwargs.get("stop", self.stop) or None,
+                max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            )
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        if response_format is not None:
+            kwargs["response_format"] = _response_format(response_format, strict)
+        return self.bind(tools=wire_tools, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_mode", "json_schema"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """A runnable whose output is validated against ``schema``.
+
+        Args:
+            schema: a pydantic class, a TypedDict or a JSON schema (optional for ``json_mode``).
+            method: ``function_calling`` (default: a forced tool call, the gateway's reliable
+                path), ``json_mode`` (``response_format`` json_object; describe the keys in
+                your prompt) or ``json_schema`` (``response_format`` json_schema, with the schema
+                also put in the system prompt, since Claude's layer may ignore response_format).
+            include_raw: return ``{"raw", "parsed", "parsing_error"}`` instead of raising.
+            strict: passed through to the tool / response format.
+            **kwargs: must be empty.
+
+        Streaming yields partial objects as they arrive (pydantic objects once complete).
+        """
+        if kwargs:
+            raise ValueError(f"unsupported arguments: {sorted(kwargs)}")
+        if method not in ("function_calling", "json_mode", "json_schema"):
+            raise ValueError(
+                f"method={method!r}: use 'function_calling', 'json_mode' or 'json_schema'"
+            )
+        if schema is None and method != "json_mode":
+            raise ValueError(f"method={method!r} needs a schema")
+        trace = {"kwargs": {"method": method, "strict": strict}, "schema": schema}
+        llm: Runnable[LanguageModelInput, BaseMessage]
+        if method == "function_calling":
+            assert schema is not None
+            name = convert_to_openai_tool(schema)["function"]["name"]
+            llm = self.bind_tools(
+                [schema], tool_choice=name, strict=strict, ls_structured_output_format=trace
+            )
+            parser = tool_call_parser(schema, name)
+        elif method == "json_mode":
+            llm = self.bind(
+                response_format={"type": "json_object"}, ls_structured_output_format=trace
+            )
+            parser = json_parser(schema)
+        else:
+            assert schema is not None
+            instructions = SystemMessage(schema_instructions(convert_to_json_schema(schema)))
+            bound = self.bind(
+                response_format=_response_format(schema, strict), ls_structured_output_format=trace
+            )
+            add_instructions: Runnable[LanguageModelInput, list[BaseMessage]] = RunnableLambda(
+                lambda value: [*self._convert_input(value).to_messages(), instructions],
+                name="add_schema_instructions",
+            )
+            llm = add_instructions | bound
+            parser = json_parser(schema)
+        return structured_runnable(llm, parser, include_raw=include_raw)
+
+
+def _chat_result(completion: ChatCompletion, model: str) -> ChatResult:
+    message = completion_to_message(completion, model=model, request_id=completion.request_id)
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _response_format(schema: dict[str, Any] | type, strict: bool | None) -> dict[str, Any]:
+    """A wire ``response_format``: wire dicts pass through, schemas become ``json_schema``."""
+    if isinstance(schema, dict) and schema.get("type") in ("json_object", "json_schema", "text"):
+        return schema
+    json_schema = convert_to_json_schema(schema)
+    spec: dict[str, Any] = {"name": json_schema.get("title") or "response", "schema": json_schema}
+    if strict is not None:
+        spec["strict"] = strict
+    return {"type": "json_schema", "json_schema": spec}

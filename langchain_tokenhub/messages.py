@@ -1,0 +1,581 @@
+"""Pure conversion between LangChain objects and TokenHub's OpenAI-schema wire format.
+
+Requests: `convert_messages`, `convert_tools`, `normalize_tool_choice`. Replies:
+`completion_to_message` and `StreamConverter` (one `AIMessageChunk` per wire chunk). Nothing here
+performs I/O or imports the client.
+
+Decisions where the wire leaves room:
+
+- System messages anywhere in the history are hoisted into one leading system message, their
+  texts joined with ``"\\n"`` — what Claude's OpenAI-compatibility layer does server-side, done
+  here so the request says what the model will see.
+- Empty (or whitespace-only) text blocks are dropped: Claude rejects them. An assistant message
+  left with neither text nor tool calls is dropped for the same reason.
+- Images inside a tool result move into a user message right after that run of tool results
+  (Claude reads consecutive user-side turns as one), since the OpenAI schema gives tool messages
+  text only.
+- An invalid tool call sent back goes out with its raw arguments when they are a JSON object,
+  else with ``{}``: Claude needs an object, and the paired ToolMessage carries the error.
+- Replies carry ``response_metadata["model_provider"] = "tokenhub"``. Its content-block
+  translator (registered below) is langchain-core's Chat Completions translator, the schema
+  TokenHub speaks, plus invalid tool calls; tracing (``ls_provider``) names the same provider.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, cast
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    InvalidToolCall,
+    SystemMessage,
+    ToolCall,
+    ToolCallChunk,
+    ToolMessage,
+)
+from langchain_core.messages import content as types
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.block_translators import register_translator
+from langchain_core.messages.block_translators.openai import (
+    translate_content as _openai_translate_content,
+)
+from langchain_core.messages.block_translators.openai import (
+    translate_content_chunk as _openai_translate_content_chunk,
+)
+from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from tokenhub_core.catalog import cost_usd
+from tokenhub_core.errors import InvalidParameterError
+from tokenhub_core.params import SUPPORTED_IMAGE_TYPES, check_image_url, normalize_tool_call_id
+from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, ChoiceDeltaToolCall, Usage
+
+__all__ = [
+    "MODEL_PROVIDER",
+    "StreamConverter",
+    "completion_to_message",
+    "convert_messages",
+    "convert_tools",
+    "image_part",
+    "normalize_tool_choice",
+    "tool_names",
+    "usage_to_metadata",
+]
+
+MODEL_PROVIDER = "tokenhub"
+
+_SUPPORTED = ", ".join(SUPPORTED_IMAGE_TYPES)
+_USER_ROLES = {"user", "human"}
+_ASSISTANT_ROLES = {"assistant", "ai"}
+_SYSTEM_ROLES = {"system", "developer"}
+
+# ---------------------------------------------------------------------------------------------
+# LangChain -> wire
+# ---------------------------------------------------------------------------------------------
+
+
+def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """LangChain messages as TokenHub wire messages (OpenAI chat-completions dicts).
+
+    Raises:
+        InvalidParameterError: a message or content block TokenHub cannot take (unsupported
+            media type, audio, files, an unknown role), before anything is sent.
+    """
+    system_texts: list[str] = []
+    wire: list[dict[str, Any]] = []
+    pending_images: list[dict[str, Any]] = []
+
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        role = _role_of(message, where)
+        if role != "tool" and pending_images:
+            wire.append({"role": "user", "content": pending_images})
+            pending_images = []
+        if role == "system":
+            if text := _system_text(message.content, where):
+                system_texts.append(text)
+        elif role == "user":
+            wire.append(
+                _with_name({"role": "user", "content": _user_content(message, where)}, message)
+            )
+        elif role == "assistant":
+            if (converted := _assistant_message(message)) is not None:
+                wire.append(converted)
+        else:
+            assert isinstance(message, ToolMessage)
+            text, images = _tool_content(message.content, where)
+            call_id = normalize_tool_call_id(message.tool_call_id)
+            wire.append({"role": "tool", "tool_call_id": call_id, "content": text})
+            if images:
+                label = {"type": "text", "text": f"Image(s) returned by tool call {call_id}:"}
+                pending_images += [label, *images]
+    if pending_images:
+        wire.append({"role": "user", "content": pending_images})
+    if system_texts:
+        wire.insert(0, {"role": "system", "content": "\n".join(system_texts)})
+    return wire
+
+
+def _role_of(message: BaseMessage, where: str) -> Literal["system", "user", "assistant", "tool"]:
+    if isinstance(message, SystemMessage):
+        return "system"
+    if isinstance(message, HumanMessage):
+        return "user"
+    if isinstance(message, AIMessage):
+        return "assistant"
+    if isinstance(message, ToolMessage):
+        return "tool"
+    if isinstance(message, ChatMessage):
+        role = message.role.lower()
+        if role in _USER_ROLES:
+            return "user"
+        if role in _ASSISTANT_ROLES:
+            return "assistant"
+        if role in _SYSTEM_ROLES:
+            return "system"
+        raise InvalidParameterError(f"{where}.role", message.role, "one of user, assistant, system")
+    raise InvalidParameterError(
+        where,
+        type(message).__name__,
+        "SystemMessage, HumanMessage, AIMessage, ToolMessage or ChatMessage",
+    )
+
+
+def _with_name(wire: dict[str, Any], message: BaseMessage) -> dict[str, Any]:
+    if message.name:
+        wire["name"] = message.name
+    return wire
+
+
+def _is_blank(text: Any) -> bool:
+    return not isinstance(text, str) or not text.strip()
+
+
+def _system_text(content: str | list[str | dict[str, Any]], where: str) -> str:
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for j, block in enumerate(content):
+        if isinstance(block, str):
+            texts.append(block)
+        elif block.get("type") == "text":
+            texts.append(block.get("text") or "")
+        else:
+            raise InvalidParameterError(
+                f"{where}.content[{j}].type", block.get("type"), "system messages take text only"
+            )
+    return "".join(texts)
+
+
+def _user_content(message: BaseMessage, where: str) -> str | list[dict[str, Any]]:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        part = _user_part(block, f"{where}.content[{j}]")
+        if part is not None:
+            parts.append(part)
+    return parts or ""
+
+
+def _user_part(block: str | dict[str, Any], where: str) -> dict[str, Any] | None:
+    """One content block of a user message as a wire part; None for an empty text block."""
+    if isinstance(block, str):
+        return None if _is_blank(block) else {"type": "text", "text": block}
+    kind = block.get("type")
+    if kind == "text":
+        text = block.get("text")
+        return None if _is_blank(text) else {"type": "text", "text": text}
+    if kind in ("image_url", "image"):
+        return image_part(block, where)
+    raise InvalidParameterError(
+        f"{where}.type", kind, f"TokenHub takes text and images ({_SUPPORTED}) in user messages"
+    )
+
+
+def image_part(block: Mapping[str, Any], where: str = "image") -> dict[str, Any]:
+    """Any image block LangChain users write, as a wire ``image_url`` part.
+
+    Accepts OpenAI ``image_url`` parts, standard blocks (``url`` or ``base64`` + ``mime_type``),
+    the older ``source_type`` form and Anthropic ``source`` blocks.
+
+    Raises:
+        InvalidParameterError: a media type Claude does not take, or an image given by file id.
+    """
+    url = _image_url(block, where)
+    check_image_url(url)
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _image_url(block: Mapping[str, Any], where: str) -> str:
+    if block.get("type") == "image_url":
+        image_url = block.get("image_url")
+        url = image_url.get("url") if isinstance(image_url, Mapping) else image_url
+        if isinstance(url, str) and url:
+            return url
+        raise InvalidParameterError(f"{where}.image_url", image_url, "an object with a url")
+    source = block.get("source")
+    if isinstance(source, Mapping):  # Anthropic form
+        if source.get("type") == "base64":
+            return _data_url(source.get("media_type"), source.get("data"), where)
+        if source.get("type") == "url" and isinstance(source.get("url"), str):
+            return _checked_url(source["url"], None, where)
+        raise InvalidParameterError(f"{where}.source.type", source.get("type"), "base64 or url")
+    source_type = block.get("source_type")
+    if block.get("base64") is not None or source_type == "base64":
+        data = block.get("base64") if block.get("base64") is not None else block.get("data")
+        return _data_url(block.get("mime_type"), data, where)
+    if block.get("url") is not None or source_type == "url":
+        url = block.get("url") if block.get("url") is not None else block.get("data")
+        if isinstance(url, str) and url:
+            return _checked_url(url, block.get("mime_type"), where)
+    raise InvalidParameterError(
+        where,
+        {k: v for k, v in block.items() if k in ("type", "source_type", "file_id", "id")},
+        "an image given by url or by base64 data with a mime_type (file ids are not supported)",
+    )
+
+
+def _data_url(mime_type: Any, data: Any, where: str) -> str:
+    if mime_type not in SUPPORTED_IMAGE_TYPES:
+        raise InvalidParameterError(f"{where}.mime_type", mime_type, f"one of {_SUPPORTED}")
+    if not isinstance(data, str) or not data:
+        raise InvalidParameterError(f"{where}.base64", type(data).__name__, "base64 text")
+    return f"data:{mime_type};base64,{data}"
+
+
+def _checked_url(url: str, mime_type: Any, where: str) -> str:
+    if mime_type is not None and mime_type not in SUPPORTED_IMAGE_TYPES:
+        raise InvalidParameterError(f"{where}.mime_type", mime_type, f"one of {_SUPPORTED}")
+    return url
+
+
+def _assistant_message(message: BaseMessage) -> dict[str, Any] | None:
+    content = message.content
+    if isinstance(content, str):
+        text = content
+    else:  # keep text; tool_use / reasoning / tool_call blocks are carried by tool_calls
+        text = "".join(
+            b if isinstance(b, str) else b.get("text") or ""
+            for b in content
+            if isinstance(b, str) or b.get("type") == "text"
+        )
+    calls: list[dict[str, Any]] = []
+    if isinstance(message, AIMessage):
+        calls = [_wire_tool_call(tc) for tc in message.tool_calls]
+        calls += [_wire_invalid_tool_call(tc) for tc in message.invalid_tool_calls]
+    if not calls and _is_blank(text):
+        return None
+    wire: dict[str, Any] = {"role": "assistant"}
+    if text:
+        wire["content"] = text
+    if calls:
+        wire["tool_calls"] = calls
+    return _with_name(wire, message)
+
+
+def _wire_tool_call(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": normalize_tool_call_id(call.get("id") or ""),
+        "type": "function",
+        "function": {
+            "name": call["name"],
+            "arguments": json.dumps(call["args"], ensure_ascii=False),
+        },
+    }
+
+
+def _wire_invalid_tool_call(call: InvalidToolCall) -> dict[str, Any]:
+    args = call.get("args") or ""
+    try:
+        is_object = isinstance(json.loads(args), dict)
+    except ValueError:
+        is_object = False
+    return {
+        "id": normalize_tool_call_id(call.get("id") or ""),
+        "type": "function",
+        "function": {"name": call.get("name") or "", "arguments": args if is_object else "{}"},
+    }
+
+
+def _tool_content(
+    content: str | list[str | dict[str, Any]], where: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """A tool result's text (blocks joined with newlines) and the images it carries."""
+    if isinstance(content, str):
+        return content, []
+    texts: list[str] = []
+    images: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        if isinstance(block, str):
+            texts.append(block)
+        elif block.get("type") == "text":
+            if not _is_blank(block.get("text")):
+                texts.append(block["text"])
+        elif block.get("type") in ("image_url", "image"):
+            images.append(image_part(block, f"{where}.content[{j}]"))
+        else:  # an untyped or unknown block is data the tool returned: keep it as JSON text
+            texts.append(json.dumps(block, ensure_ascii=False, default=str))
+    return "\n".join(texts), images
+
+
+def convert_tools(tools: Sequence[Any], *, strict: bool | None = None) -> list[dict[str, Any]]:
+    """BaseTools, functions, pydantic models, TypedDicts and tool dicts as wire tools."""
+    return [convert_to_openai_tool(t, strict=strict) for t in tools]
+
+
+def tool_names(wire_tools: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The function names of wire tools, in order."""
+    return [t["function"]["name"] for t in wire_tools if isinstance(t.get("function"), Mapping)]
+
+
+def normalize_tool_choice(tool_choice: Any, names: Sequence[str]) -> str | dict[str, Any] | None:
+    """A LangChain ``tool_choice`` as TokenHub's: ``auto``, ``none``, ``required`` or a function.
+
+    ``any`` and ``True`` mean required (``True`` with one tool forces that tool); a tool name
+    forces that tool; ``None`` and ``False`` leave the choice to the model.
+
+    Raises:
+        InvalidParameterError: an unknown name or form.
+    """
+    if tool_choice is None or tool_choice is False:
+        return None
+    if tool_choice is True:
+        return _force(names[0]) if len(names) == 1 else "required"
+    if isinstance(tool_choice, str):
+        if tool_choice in ("auto", "none", "required"):
+            return tool_choice
+        if tool_choice == "any":
+            return "required"
+        if tool_choice in names:
+            return _force(tool_choice)
+        allowed = ", ".join(["auto", "none", "required", "any", *names])
+        raise InvalidParameterError("tool_choice", tool_choice, f"one of {allowed}")
+    if isinstance(tool_choice, Mapping):
+        function = tool_choice.get("function")
+        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
+            return _force(function["name"])
+        if isinstance(tool_choice.get("name"), str):  # {"type": "tool", "name": ...} form
+            return _force(tool_choice["name"])
+        if tool_choice.get("type") in ("auto", "none", "required", "any"):
+            return normalize_tool_choice(tool_choice["type"], names)
+    raise InvalidParameterError(
+        "tool_choice", tool_choice, 'a string, a bool or {"type": "function", "function": {...}}'
+    )
+
+
+def _force(name: str) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name}}
+
+
+# ---------------------------------------------------------------------------------------------
+# wire -> LangChain
+# ---------------------------------------------------------------------------------------------
+
+
+def usage_to_metadata(usage: Usage) -> UsageMetadata:
+    """Wire usage as LangChain usage: ``input_tokens`` counts the whole prompt, cache reads too."""
+    metadata: dict[str, Any] = {
+        "input_tokens": usage.prompt_tokens,
+        "output_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
+    }
+    if usage.cached_tokens > 0:
+        metadata["input_token_details"] = {"cache_read": usage.cached_tokens}
+    details = usage.completion_tokens_details
+    if details is not None and details.reasoning_tokens:
+        metadata["output_token_details"] = {"reasoning": details.reasoning_tokens}
+    # A cast, not a TypedDict literal: mypy (python_version 3.10) reads langchain-core's
+    # typing.NotRequired keys as required.
+    return cast("UsageMetadata", metadata)
+
+
+def _cost(model: str, usage: Usage) -> float | None:
+    cost = cost_usd(model, usage.prompt_tokens, usage.completion_tokens)
+    return None if cost is None else float(cost)
+
+
+def completion_to_message(
+    completion: ChatCompletion, *, model: str, request_id: str | None = None
+) -> AIMessage:
+    """A complete reply as an `AIMessage`; invalid tool-call JSON lands in ``invalid_tool_calls``.
+
+    Args:
+        completion: the wire reply.
+        model: the model requested, used when the server does not name the model it served.
+        request_id: the server's request id.
+    """
+    served = completion.model or model
+    metadata: dict[str, Any] = {
+        "model_name": served,
+        "model_provider": MODEL_PROVIDER,
+        "id": completion.id,
+        "request_id": request_id,
+        "finish_reason": None,
+        "cost_usd": None,
+    }
+    if completion.system_fingerprint:
+        metadata["system_fingerprint"] = completion.system_fingerprint
+    content = ""
+    calls: list[ToolCall] = []
+    invalid: list[InvalidToolCall] = []
+    extra: dict[str, Any] = {}
+    if completion.choices:
+        choice = completion.choices[0]
+        metadata["finish_reason"] = choice.finish_reason
+        content = choice.message.content or ""
+        for wire_call in choice.message.tool_calls or []:
+            name, raw = wire_call.function.name, wire_call.function.arguments
+            try:
+                args = json.loads(raw) if raw.strip() else {}
+            except ValueError as exc:
+                invalid.append(
+                    invalid_tool_call(name=name, args=raw, id=wire_call.id, error=str(exc))
+                )
+                continue
+            if isinstance(args, dict):
+                calls.append(tool_call(name=name, args=args, id=wire_call.id))
+            else:
+                error = f"arguments are JSON {type(args).__name__}, not an object"
+                invalid.append(invalid_tool_call(name=name, args=raw, id=wire_call.id, error=error))
+        if choice.message.refusal:
+            extra["refusal"] = choice.message.refusal
+    usage = None
+    if completion.usage is not None:
+        usage = usage_to_metadata(completion.usage)
+        metadata["cost_usd"] = _cost(served, completion.usage)
+    return AIMessage(
+        content=content,
+        tool_calls=calls,
+        invalid_tool_calls=invalid,
+        additional_kwargs=extra,
+        usage_metadata=usage,
+        response_metadata=metadata,
+        id=completion.id or None,
+    )
+
+
+class StreamConverter:
+    """Turns each wire chunk of one stream into one `AIMessageChunk`, in constant time.
+
+    Tool-call deltas become ``tool_call_chunks`` keyed by a stable index, so LangChain merges
+    them into the same calls `completion_to_message` gives, as the core's `ChunkAccumulator`
+    does. The wire index is not trusted alone (servers start at 1, send -1, or reuse 0 for
+    parallel calls): a new id opens a new call, a delta without id continues the call its wire
+    index last named (or, without index, the last call), and the name and id go out on a call's
+    first chunk only (LangChain concatenates repeated strings when merging).
+    Usage arrives on exactly one chunk, the usage chunk, which is marked ``chunk_position
+    ="last"``; ``model_name``, ``finish_reason``, ``id`` and ``request_id`` ride on the chunk
+    carrying the finish reason.
+    """
+
+    __slots__ = ("_by_id", "_by_wire_index", "_calls", "_current", "_model", "_usage")
+
+    def __init__(self, model: str, *, usage: bool = True) -> None:
+        """Args: model: the model requested; usage: False drops the usage (``stream_usage``)."""
+        self._model = model
+        self._usage = usage
+        self._by_id: dict[str, int] = {}
+        self._by_wire_index: dict[int | None, int] = {}
+        self._calls = 0
+        self._current = -1
+
+    def convert(self, chunk: ChatCompletionChunk, request_id: str | None = None) -> AIMessageChunk:
+        """The LangChain chunk for one wire chunk."""
+        metadata: dict[str, Any] = {"model_provider": MODEL_PROVIDER}
+        content = ""
+        call_chunks: list[ToolCallChunk] = []
+        extra: dict[str, Any] = {}
+        if chunk.choices:
+            choice = chunk.choices[0]
+            delta = choice.delta
+            content = delta.content or ""
+            if delta.tool_calls:
+                call_chunks = [self._call_chunk(d) for d in delta.tool_calls]
+            if delta.refusal:
+                extra["refusal"] = delta.refusal
+            if choice.finish_reason is not None:
+                metadata["finish_reason"] = choice.finish_reason
+                metadata["model_name"] = chunk.model or self._model
+                metadata["id"] = chunk.id
+                metadata["request_id"] = request_id
+                if chunk.system_fingerprint:
+                    metadata["system_fingerprint"] = chunk.system_fingerprint
+        usage = None
+        position: Literal["last"] | None = None
+        if chunk.usage is not None:
+            if not chunk.choices:  # the usage-only chunk that ends every stream
+                position = "last"
+            if self._usage:
+                usage = usage_to_metadata(chunk.usage)
+                metadata["cost_usd"] = _cost(chunk.model or self._model, chunk.usage)
+        return AIMessageChunk(
+            content=content,
+            tool_call_chunks=call_chunks,
+            additional_kwargs=extra,
+            usage_metadata=usage,
+            response_metadata=metadata,
+            id=chunk.id or None,
+            chunk_position=position,
+        )
+
+    def _call_chunk(self, delta: ChoiceDeltaToolCall) -> ToolCallChunk:
+        function = delta.function
+        name = function.name if function is not None else None
+        args = function.arguments if function is not None else None
+        call_id = delta.id or None
+        if call_id is not None and call_id in self._by_id:
+            index = self._by_id[call_id]
+        elif call_id is None and delta.index is None and self._current >= 0:
+            index = self._current
+        elif call_id is None and delta.index in self._by_wire_index:
+            index = self._by_wire_index[delta.index]
+        else:  # the first delta of a call
+            index = self._current = self._calls
+            self._calls += 1
+            if call_id is not None:
+                self._by_id[call_id] = index
+            self._by_wire_index[delta.index] = index
+            return tool_call_chunk(name=name, args=args, id=call_id, index=index)
+        self._current = index
+        return tool_call_chunk(name=None, args=args, id=None, index=index)
+
+
+# ---------------------------------------------------------------------------------------------
+# content blocks
+# ---------------------------------------------------------------------------------------------
+
+
+def _invalid_call_blocks(message: AIMessage) -> list[types.ContentBlock]:
+    blocks: list[types.ContentBlock] = []
+    for call in message.invalid_tool_calls:
+        block = {
+            "type": "invalid_tool_call",
+            "id": call.get("id"),
+            "name": call.get("name"),
+            "args": call.get("args"),
+            "error": call.get("error"),
+        }
+        blocks.append(cast("types.InvalidToolCall", block))
+    return blocks
+
+
+def _translate_content(message: AIMessage) -> list[types.ContentBlock]:
+    return _openai_translate_content(message) + _invalid_call_blocks(message)
+
+
+def _translate_content_chunk(message: AIMessageChunk) -> list[types.ContentBlock]:
+    blocks = _openai_translate_content_chunk(message)
+    if message.chunk_position == "last":
+        blocks += _invalid_call_blocks(message)
+    return blocks
+
+
+register_translator(MODEL_PROVIDER, _translate_content, _translate_content_chunk)

@@ -1,0 +1,205 @@
+"""Structured output: output parsers that validate what Claude returns, and the schema prompt.
+
+Claude's OpenAI-compatibility layer may ignore ``response_format`` and tool ``strict``, so JSON
+is never guaranteed to match the schema: every final result is validated. Pydantic schemas are
+validated by pydantic; JSON schemas and TypedDicts by `schema_errors`, a small checker for the
+subset of JSON Schema that pydantic and LangChain emit (types, required, properties, items, enum,
+anyOf/oneOf/allOf, local ``$ref``). Streaming yields partial objects as they arrive and checks the
+last one when the stream ends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from operator import itemgetter
+from typing import Any
+
+from langchain_core.exceptions import OutputParserException
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
+from langchain_core.outputs import Generation
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.utils.function_calling import convert_to_json_schema
+from langchain_core.utils.pydantic import is_basemodel_subclass
+
+__all__ = [
+    "ValidatedJsonKeyToolsParser",
+    "ValidatedJsonOutputParser",
+    "json_parser",
+    "schema_errors",
+    "schema_instructions",
+    "structured_runnable",
+    "tool_call_parser",
+]
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False
+    return isinstance(value, _TYPES.get(kind, (object,)))
+
+
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return schema
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target.get(part, {}) if isinstance(target, Mapping) else {}
+    return target if isinstance(target, Mapping) else {}
+
+
+def schema_errors(
+    value: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None, path: str = "$"
+) -> list[str]:
+    """Where ``value`` breaks ``schema``, one line per problem; empty when it conforms."""
+    root = schema if root is None else root
+    schema = _resolve(schema, root)
+    errors: list[str] = []
+    for key in ("anyOf", "oneOf"):
+        if key in schema and not any(not schema_errors(value, s, root, path) for s in schema[key]):
+            errors.append(f"{path}: matches none of the allowed shapes")
+    for sub in schema.get("allOf", ()):
+        errors += schema_errors(value, sub, root, path)
+    kind = schema.get("type")
+    kinds = [kind] if isinstance(kind, str) else list(kind or [])
+    if kinds and not any(_type_ok(value, k) for k in kinds):
+        return [*errors, f"{path}: expected {' or '.join(kinds)}, got {type(value).__name__}"]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: {value!r} is not one of {schema['enum']!r}")
+    if isinstance(value, dict):
+        errors += [f"{path}: missing {k!r}" for k in schema.get("required", ()) if k not in value]
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in value:
+                errors += schema_errors(value[name], sub, root, f"{path}.{name}")
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for i, item in enumerate(value):
+            errors += schema_errors(item, schema["items"], root, f"{path}[{i}]")
+    return errors
+
+
+def schema_instructions(schema: Mapping[str, Any]) -> str:
+    """The system-prompt text that asks for JSON matching ``schema``."""
+    return (
+        "Respond with only a JSON object, no prose and no code fences, that validates against "
+        f"this JSON Schema:\n{json.dumps(schema, ensure_ascii=False)}"
+    )
+
+
+class _Validating:
+    """Mixin: check final parses against ``json_schema``; in streams, check the last object."""
+
+    json_schema: dict[str, Any] | None
+
+    def _check(self, value: Any) -> Any:
+        if self.json_schema is not None and value is not None:
+            errors = schema_errors(value, self.json_schema)
+            if errors:
+                raise OutputParserException(
+                    "the reply does not match the schema: " + "; ".join(errors[:5]),
+                    llm_output=json.dumps(value, ensure_ascii=False, default=str),
+                )
+        return value
+
+    def _check_last(self, last: Any) -> None:
+        if last is None:
+            raise OutputParserException("the stream ended without a structured result")
+        self._check(last)
+
+    def _checked_stream(self, parsed: Iterator[Any]) -> Iterator[Any]:
+        last = None
+        for last in parsed:
+            yield last
+        self._check_last(last)
+
+    async def _achecked_stream(self, parsed: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        last = None
+        async for last in parsed:
+            yield last
+        self._check_last(last)
+
+
+class ValidatedJsonOutputParser(_Validating, JsonOutputParser):
+    """`JsonOutputParser` whose final result must match ``json_schema``."""
+
+    json_schema: dict[str, Any] | None = None
+
+    def parse_result(self, result: list[Generation], *, partial: bool = False) -> Any:
+        parsed = super().parse_result(result, partial=partial)
+        return parsed if partial else self._check(parsed)
+
+    def _transform(self, input: Iterator[str | BaseMessage]) -> Iterator[Any]:
+        return self._checked_stream(super()._transform(input))
+
+    def _atransform(self, input: AsyncIterator[str | BaseMessage]) -> AsyncIterator[Any]:
+        return self._achecked_stream(super()._atransform(input))
+
+
+class ValidatedJsonKeyToolsParser(_Validating, JsonOutputKeyToolsParser):
+    """`JsonOutputKeyToolsParser` (first tool only) whose final arguments must match."""
+
+    json_schema: dict[str, Any] | None = None
+
+    def parse_result(self, result: list[Generation], *, partial: bool = False) -> Any:
+        parsed = super().parse_result(result, partial=partial)
+        if partial:
+            return parsed
+        if parsed is None:
+            raise OutputParserException(f"the reply has no {self.key_name!r} tool call")
+        return self._check(parsed)
+
+    def _transform(self, input: Iterator[str | BaseMessage]) -> Iterator[Any]:
+        return self._checked_stream(super()._transform(input))
+
+    def _atransform(self, input: AsyncIterator[str | BaseMessage]) -> AsyncIterator[Any]:
+        return self._achecked_stream(super()._atransform(input))
+
+
+def _is_pydantic(schema: Any) -> bool:
+    return isinstance(schema, type) and is_basemodel_subclass(schema)
+
+
+def tool_call_parser(schema: dict[str, Any] | type, name: str) -> Runnable[BaseMessage, Any]:
+    """The parser of a forced tool call's arguments: a pydantic object or a validated dict."""
+    if _is_pydantic(schema):
+        return PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+    return ValidatedJsonKeyToolsParser(
+        key_name=name, first_tool_only=True, json_schema=convert_to_json_schema(schema)
+    )
+
+
+def json_parser(schema: dict[str, Any] | type | None) -> Runnable[BaseMessage, Any]:
+    """The parser of a JSON reply: a pydantic object, a validated dict, or any JSON."""
+    if _is_pydantic(schema):
+        return PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+    json_schema = None if schema is None else convert_to_json_schema(schema)
+    return ValidatedJsonOutputParser(json_schema=json_schema)
+
+
+def structured_runnable(
+    llm: Runnable[LanguageModelInput, BaseMessage],
+    parser: Runnable[BaseMessage, Any],
+    *,
+    include_raw: bool,
+) -> Runnable[LanguageModelInput, Any]:
+    """``llm | parser``, or with ``include_raw`` a map of raw, parsed and parsing_error."""
+    if not include_raw:
+        return llm | parser
+    parse = RunnablePassthrough.assign(
+        parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+    )
+    no_parse = RunnablePassthrough.assign(parsed=lambda _: None)
+    return RunnableMap(raw=llm) | parse.with_fallbacks([no_parse], exception_key="parsing_error")

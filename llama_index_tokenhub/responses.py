@@ -1,0 +1,355 @@
+"""Pure conversion from TokenHub's wire replies to LlamaIndex responses.
+
+A reply's tool calls appear twice in its message, as ``ToolCallBlock``s and as OpenAI-shaped dicts
+in ``additional_kwargs["tool_calls"]`` (LlamaIndex's streaming structured output reads the latter).
+Every final response carries the completion as a dict in ``raw`` (with ``raw["usage"]`` in the
+OpenAI shape, which ``TokenCountingHandler`` reads) and ``prompt_tokens``, ``completion_tokens``,
+``total_tokens`` and ``cost_usd`` in ``additional_kwargs``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    MessageRole,
+    TextBlock,
+    ToolCallBlock,
+)
+from llama_index.core.llms.llm import ToolSelection
+
+from tokenhub_core.catalog import cost_usd
+from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, ToolCall, Usage
+
+__all__ = [
+    "ChunkConverter",
+    "close_partial_json",
+    "keep_first_tool_call",
+    "parse_tool_arguments",
+    "response_from_completion",
+    "tool_selections",
+    "usage_kwargs",
+]
+
+
+# A JSON token: a string (its closing quote in group 1, absent while it streams in), punctuation, a
+# number or literal, or whitespace.
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*(")?|[{}\[\]:,]|[^\s{}\[\]:,"]+|\s+', re.DOTALL)
+_PARTIAL_ESCAPE = re.compile(r"\\u[0-9a-fA-F]{0,3}$")
+
+
+def close_partial_json(text: str) -> str | None:
+    """Complete a JSON object cut off mid-stream; None when ``text`` is not the start of an object.
+
+    Keeps every finished member and a string value cut short (so partial objects show text as it
+    arrives); drops a member whose key, colon or number/literal is still incomplete. LlamaIndex's
+    ``parse_partial_json`` turns a partial string value into null, hence this small completer.
+    """
+    out: list[str] = []
+    frames: list[list[Any]] = []  # per open container: [closer, committed length, expecting key]
+    end = len(text.rstrip())
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token.isspace():
+            continue
+        if not frames:
+            if out or token != "{":
+                return None
+            out.append(token)
+            frames.append(["}", 1, True])
+            continue
+        frame = frames[-1]
+        if token in ("{", "["):
+            out.append(token)
+            frames.append(["}" if token == "{" else "]", len(out), token == "{"])
+        elif token in ("}", "]"):
+            out.append(token)
+            frames.pop()
+            if not frames:
+                break
+            frames[-1][1] = len(out)
+        elif token == ":":
+            out.append(token)
+        elif token == ",":
+            out.append(token)
+            frame[2] = frame[0] == "}"
+        elif token[0] == '"':
+            closed = match.group(1) is not None
+            if frame[2]:
+                if not closed:
+                    break
+                out.append(token)
+                frame[2] = False
+            elif closed:
+                out.append(token)
+                frame[1] = len(out)
+            else:
+                out.append('"' + _PARTIAL_ESCAPE.sub("", token[1:]) + '"')
+                frame[1] = len(out)
+                break
+        else:
+            if match.end() == end:
+                try:  # "tru" or "1." may still be growing
+                    json.loads(token)
+                except ValueError:
+                    break
+            out.append(token)
+            frame[1] = len(out)
+    while frames:
+        closer, committed, _ = frames.pop()
+        del out[committed:]
+        out.append(closer)
+        if frames:
+            frames[-1][1] = len(out)
+    return "".join(out)
+
+
+def parse_tool_arguments(arguments: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Tool arguments as a dict, tolerating a stream's partial JSON ({} when there are none)."""
+    if isinstance(arguments, Mapping):
+        return dict(arguments)
+    if not arguments:
+        return {}
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        completed = close_partial_json(arguments)
+        if completed is None:
+            return {}
+        try:
+            value = json.loads(completed)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def usage_kwargs(usage: Usage | None, model: str) -> dict[str, Any]:
+    """Token counts and USD cost of a usage; ``cost_usd`` is None for a model not in the catalog."""
+    if usage is None:
+        return {}
+    prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    cost = cost_usd(model, prompt, completion) if model else None
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": usage.total_tokens or prompt + completion,
+        "cost_usd": None if cost is None else float(cost),
+    }
+
+
+def _tool_call_block(call: ToolCall) -> ToolCallBlock:
+    arguments = call.function.arguments
+    try:
+        parsed: Any = json.loads(arguments) if arguments else {}
+    except ValueError:
+        parsed = None
+    return ToolCallBlock(
+        tool_call_id=call.id,
+        tool_name=call.function.name,
+        # Arguments that are not a JSON object are kept verbatim, so nothing the model said is lost.
+        tool_kwargs=parsed if isinstance(parsed, dict) else arguments,
+    )
+
+
+def _wire_tool_call(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": call.type or "function",
+        "function": {"name": call.function.name, "arguments": call.function.arguments},
+    }
+
+
+def response_from_completion(completion: ChatCompletion, *, model: str = "") -> ChatResponse:
+    """A ``ChatResponse`` for a ``chat.completion``; ``model`` prices it if the reply names none."""
+    choice = completion.choices[0] if completion.choices else None
+    text = choice.message.content if choice is not None else None
+    calls = (choice.message.tool_calls if choice is not None else None) or []
+    blocks: list[Any] = []
+    if text or not calls:
+        blocks.append(TextBlock(text=text or ""))
+    blocks.extend(_tool_call_block(call) for call in calls)
+    message_kwargs = {"tool_calls": [_wire_tool_call(call) for call in calls]} if calls else {}
+    extra: dict[str, Any] = usage_kwargs(completion.usage, completion.model or model)
+    if choice is not None and choice.finish_reason is not None:
+        extra["finish_reason"] = choice.finish_reason
+    if completion.request_id is not None:
+        extra["request_id"] = completion.request_id
+    return ChatResponse(
+        message=ChatMessage(
+            role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=message_kwargs
+        ),
+        raw=completion.model_dump(exclude_none=True),
+        delta="",
+        additional_kwargs=extra,
+    )
+
+
+class _CallView:
+    __slots__ = ("arguments", "block", "id", "name", "wire")
+
+    def __init__(self, call_id: str) -> None:
+        self.id = call_id
+        self.name = ""
+        self.arguments = ""
+        self.wire: dict[str, Any] = {}
+        self.block: ToolCallBlock | None = None
+
+
+class ChunkConverter:
+    """Turns one stream's chunks into LlamaIndex chunk responses; shared by sync and async streams.
+
+    `add` gives, per chunk that carries text or a tool-call delta, a ``ChatResponse`` whose
+    ``message`` is cumulative and whose ``delta`` is the new text only; tool calls are rebuilt only
+    when a tool-call delta arrives, and only the calls it touched. `finish` gives the final response
+    from the stream's accumulated completion (the core's, so it is authoritative): the full message
+    with parsed tool arguments, ``raw`` with usage, and the usage and cost in ``additional_kwargs``.
+    Partial views key tool calls like the core does: by index, then by id, else the last call.
+    """
+
+    def __init__(self, *, model: str = "") -> None:
+        self._model = model
+        self._text = ""
+        self._calls: list[_CallView] = []
+        self._by_index: dict[int, _CallView] = {}
+        self._by_id: dict[str, _CallView] = {}
+        self._last: _CallView | None = None
+        self._blocks: list[ToolCallBlock] = []
+        self._wire: list[dict[str, Any]] = []
+
+    def add(self, chunk: ChatCompletionChunk) -> ChatResponse | None:
+        """The response for one chunk, or None when it changes nothing a user sees."""
+        delta_text = ""
+        touched = False
+        for choice in chunk.choices:
+            if choice.index != 0:
+                continue
+            delta = choice.delta
+            if delta.content:
+                delta_text += delta.content
+            if delta.tool_calls:
+                for tool_delta in delta.tool_calls:
+                    self._add_tool_delta(
+                        tool_delta.index,
+                        tool_delta.id or "",
+                        tool_delta.function.name if tool_delta.function else None,
+                        tool_delta.function.arguments if tool_delta.function else None,
+                    )
+                touched = True
+        if not delta_text and not touched:
+            return None
+        if delta_text:
+            self._text += delta_text
+        if touched:
+            self._blocks = [c.block for c in self._calls if c.block is not None]
+            self._wire = [c.wire for c in self._calls]
+        return self._response(delta_text, chunk)
+
+    def _add_tool_delta(
+        self, index: int | None, call_id: str, name: str | None, arguments: str | None
+    ) -> None:
+        call: _CallView | None
+        if index is not None:
+            call = self._by_index.get(index)
+            if call is None or (call_id and call.id and call_id != call.id):
+                call = self._by_id.get(call_id) if call_id else None
+                if call is None:
+                    call = self._new_call(call_id)
+                self._by_index[index] = call
+        elif call_id:
+            call = self._by_id.get(call_id) or self._new_call(call_id)
+        else:
+            call = self._last or self._new_call("")
+        if call_id and not call.id:
+            call.id = call_id
+            self._by_id[call_id] = call
+        if name and not call.name:
+            call.name = name
+        if arguments:
+            call.arguments += arguments
+        call.wire = {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        call.block = ToolCallBlock(
+            tool_call_id=call.id or None, tool_name=call.name, tool_kwargs=call.arguments
+        )
+        self._last = call
+
+    def _new_call(self, call_id: str) -> _CallView:
+        call = _CallView(call_id)
+        self._calls.append(call)
+        if call_id:
+            self._by_id[call_id] = call
+        return call
+
+    def _response(self, delta_text: str, chunk: ChatCompletionChunk) -> ChatResponse:
+        blocks: list[Any] = [TextBlock(text=self._text)] if self._text or not self._blocks else []
+        blocks.extend(self._blocks)
+        return ChatResponse(
+            message=ChatMessage(
+                role=MessageRole.ASSISTANT,
+                blocks=blocks,
+                additional_kwargs={"tool_calls": list(self._wire)} if self._wire else {},
+            ),
+            delta=delta_text,
+            raw=chunk,
+        )
+
+    def finish(self, completion: ChatCompletion) -> ChatResponse:
+        """The final response, from the stream's accumulated completion."""
+        return response_from_completion(completion, model=self._model)
+
+
+def keep_first_tool_call(response: ChatResponse) -> ChatResponse:
+    """A copy of ``response`` keeping only the first tool call; the input is unchanged."""
+    message = response.message
+    calls = message.additional_kwargs.get("tool_calls") or []
+    call_blocks = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
+    if len(calls) <= 1 and len(call_blocks) <= 1:
+        return response
+    first = call_blocks[0] if call_blocks else None
+    blocks = [b for b in message.blocks if not isinstance(b, ToolCallBlock) or b is first]
+    kwargs = {**message.additional_kwargs, "tool_calls": list(calls[:1])}
+    new_message = message.model_copy(update={"blocks": blocks, "additional_kwargs": kwargs})
+    return response.model_copy(update={"message": new_message})
+
+
+def tool_selections(
+    message: ChatMessage, *, error_on_no_tool_call: bool = True
+) -> list[ToolSelection]:
+    """The tool calls in a message, from its ``ToolCallBlock``s or else its ``additional_kwargs``.
+
+    Arguments still streaming in are parsed as far as they go.
+    """
+    selections: list[ToolSelection] = []
+    blocks = [block for block in message.blocks if isinstance(block, ToolCallBlock)]
+    if blocks:
+        for block in blocks:
+            selections.append(
+                ToolSelection(
+                    tool_id=block.tool_call_id or "",
+                    tool_name=block.tool_name,
+                    tool_kwargs=parse_tool_arguments(block.tool_kwargs),
+                )
+            )
+    else:
+        for call in message.additional_kwargs.get("tool_calls") or ():
+            if not isinstance(call, Mapping):
+                call = call.model_dump() if hasattr(call, "model_dump") else {}
+            function = call.get("function") or {}
+            selections.append(
+                ToolSelection(
+                    tool_id=call.get("id") or "",
+                    tool_name=function.get("name") or "",
+                    tool_kwargs=parse_tool_arguments(function.get("arguments")),
+                )
+            )
+    if not selections and error_on_no_tool_call:
+        raise ValueError("expected at least one tool call in the response, got none")
+    return selections
