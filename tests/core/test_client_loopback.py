@@ -125,3 +125,47 @@ def test_meter_matches_the_emulators_ledger(tokenhub_emulator: TokenHubEmulator)
     assert meter.input_tokens == ledger.prompt_tokens
     assert meter.output_tokens == ledger.completion_tokens
     assert meter.total == ledger.total_usd
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"max_tokens": 5},
+        {"tools": [WEATHER_TOOL], "tool_choice": "required"},
+        {"response_format": {"type": "json_object"}},
+    ],
+    ids=["text", "cut-by-max-tokens", "tool-call", "json"],
+)
+def test_a_streamed_reply_assembles_to_the_non_streamed_one(
+    tokenhub_emulator: TokenHubEmulator, params: dict[str, object]
+) -> None:
+    client = TokenHubClient()
+    messages = [{"role": "user", "content": "What is the weather in Paris? Answer briefly."}]
+    whole = client.chat(model=MODEL, messages=messages, **params)
+    stream = client.stream(model=MODEL, messages=messages, **params)
+    chunks = list(stream)
+    assembled = stream.completion()
+    assert len(chunks) > 3
+    for reply in (whole, assembled):  # tool-call ids are unique per call; all else must match
+        for call in reply.choices[0].message.tool_calls or []:
+            assert call.id.startswith("call_")
+            call.id = ""
+    assert assembled.choices[0].message == whole.choices[0].message
+    assert assembled.choices[0].finish_reason == whole.choices[0].finish_reason
+    assert assembled.usage == whole.usage
+    assert assembled.model == whole.model == MODEL
