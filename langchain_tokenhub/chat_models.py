@@ -332,12 +332,13 @@ class ChatTokenHub(BaseChatModel):
                 model=request.model, messages=request.messages, **request.params
             ) as stream:
                 for chunk in stream:
-                    generation = ChatGenerationChunk(
-                        message=converter.convert(chunk, stream.request_id)
-                    )
-                    if run_manager:
-                        run_manager.on_llm_new_token(generation.text, chunk=generation)
-                    yield generation
+                    message = converter.convert(chunk, stream.request_id)
+                    if message is not None:
+                        generation = ChatGenerationChunk(message=message)
+                        if run_manager:
+                            run_manager.on_llm_new_token(generation.text, chunk=generation)
+                        yield generation
+                yield ChatGenerationChunk(message=converter.finish(stream.usage))
 
     async def _astream(
         self,
@@ -353,12 +354,13 @@ class ChatTokenHub(BaseChatModel):
                 model=request.model, messages=request.messages, **request.params
             ) as stream:
                 async for chunk in stream:
-                    generation = ChatGenerationChunk(
-                        message=converter.convert(chunk, stream.request_id)
-                    )
-                    if run_manager:
-                        await run_manager.on_llm_new_token(generation.text, chunk=generation)
-                    yield generation
+                    message = converter.convert(chunk, stream.request_id)
+                    if message is not None:
+                        generation = ChatGenerationChunk(message=message)
+                        if run_manager:
+                            await run_manager.on_llm_new_token(generation.text, chunk=generation)
+                        yield generation
+                yield ChatGenerationChunk(message=converter.finish(stream.usage))
 
     # --- binding ------------------------------------------------------------------------------
 

@@ -471,59 +471,70 @@ class StreamConverter:
     parallel calls): a new id opens a new call, a delta without id continues the call its wire
     index last named (or, without index, the last call), and the name and id go out on a call's
     first chunk only (LangChain concatenates repeated strings when merging).
-    Usage arrives on exactly one chunk, the usage chunk, which is marked ``chunk_position
-    ="last"``; ``model_name``, ``finish_reason``, ``id`` and ``request_id`` ride on the chunk
-    carrying the finish reason.
+    ``model_name``, ``finish_reason``, ``id`` and ``request_id`` ride on the chunk carrying the
+    finish reason. Usage goes out once, on the closing chunk `finish` makes after the stream
+    ends (marked ``chunk_position="last"``), whether the server sent it in a usage-only chunk,
+    on the finish chunk, or cumulatively on every chunk: LangChain adds usage up across chunks
+    and cannot merge two ``cost_usd`` floats.
     """
 
-    __slots__ = ("_by_id", "_by_wire_index", "_calls", "_current", "_model", "_usage")
+    __slots__ = ("_by_id", "_by_wire_index", "_calls", "_current", "_model", "_served", "_usage")
 
     def __init__(self, model: str, *, usage: bool = True) -> None:
         """Args: model: the model requested; usage: False drops the usage (``stream_usage``)."""
         self._model = model
+        self._served = ""
         self._usage = usage
         self._by_id: dict[str, int] = {}
         self._by_wire_index: dict[int | None, int] = {}
         self._calls = 0
         self._current = -1
 
-    def convert(self, chunk: ChatCompletionChunk, request_id: str | None = None) -> AIMessageChunk:
-        """The LangChain chunk for one wire chunk."""
+    def convert(
+        self, chunk: ChatCompletionChunk, request_id: str | None = None
+    ) -> AIMessageChunk | None:
+        """The LangChain chunk for one wire chunk; None for a chunk with nothing but usage."""
+        if not chunk.choices:
+            if chunk.model:
+                self._served = chunk.model
+            return None
         metadata: dict[str, Any] = {"model_provider": MODEL_PROVIDER}
-        content = ""
         call_chunks: list[ToolCallChunk] = []
         extra: dict[str, Any] = {}
-        if chunk.choices:
-            choice = chunk.choices[0]
-            delta = choice.delta
-            content = delta.content or ""
-            if delta.tool_calls:
-                call_chunks = [self._call_chunk(d) for d in delta.tool_calls]
-            if delta.refusal:
-                extra["refusal"] = delta.refusal
-            if choice.finish_reason is not None:
-                metadata["finish_reason"] = choice.finish_reason
-                metadata["model_name"] = chunk.model or self._model
-                metadata["id"] = chunk.id
-                metadata["request_id"] = request_id
-                if chunk.system_fingerprint:
-                    metadata["system_fingerprint"] = chunk.system_fingerprint
-        usage = None
-        position: Literal["last"] | None = None
-        if chunk.usage is not None:
-            if not chunk.choices:  # the usage-only chunk that ends every stream
-                position = "last"
-            if self._usage:
-                usage = usage_to_metadata(chunk.usage)
-                metadata["cost_usd"] = _cost(chunk.model or self._model, chunk.usage)
+        choice = chunk.choices[0]
+        delta = choice.delta
+        if delta.tool_calls:
+            call_chunks = [self._call_chunk(d) for d in delta.tool_calls]
+        if delta.refusal:
+            extra["refusal"] = delta.refusal
+        if choice.finish_reason is not None:
+            self._served = chunk.model or self._served
+            metadata["finish_reason"] = choice.finish_reason
+            metadata["model_name"] = chunk.model or self._model
+            metadata["id"] = chunk.id
+            metadata["request_id"] = request_id
+            if chunk.system_fingerprint:
+                metadata["system_fingerprint"] = chunk.system_fingerprint
         return AIMessageChunk(
-            content=content,
+            content=delta.content or "",
             tool_call_chunks=call_chunks,
             additional_kwargs=extra,
-            usage_metadata=usage,
             response_metadata=metadata,
             id=chunk.id or None,
-            chunk_position=position,
+        )
+
+    def finish(self, usage: Usage | None) -> AIMessageChunk:
+        """The closing chunk: the stream's final usage and its cost (unless usage is off)."""
+        metadata: dict[str, Any] = {"model_provider": MODEL_PROVIDER}
+        usage_metadata = None
+        if usage is not None and self._usage:
+            usage_metadata = usage_to_metadata(usage)
+            metadata["cost_usd"] = _cost(self._served or self._model, usage)
+        return AIMessageChunk(
+            content="",
+            usage_metadata=usage_metadata,
+            response_metadata=metadata,
+            chunk_position="last",
         )
 
     def _call_chunk(self, delta: ChoiceDeltaToolCall) -> ToolCallChunk:

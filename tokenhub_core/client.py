@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from tokenhub_core._version import __version__
 from tokenhub_core.cost import CallMeters
@@ -40,7 +40,7 @@ from tokenhub_core.params import build_body, estimate_tokens
 from tokenhub_core.retry import parse_retry_after, retry_delay, status_is_retryable
 from tokenhub_core.sse import SSEDecoder
 from tokenhub_core.stream import ChunkAccumulator, completion_to_chunks
-from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk
+from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, Usage, parse_lenient
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncChatStream", "ChatStream", "TokenHubClient"]
 
@@ -91,8 +91,8 @@ def parse_completion(content: bytes, headers: Mapping[str, str]) -> ChatCompleti
     """The ``chat.completion`` in a 200 body, or `APIResponseError` when it is not one."""
     request_id = request_id_from(headers)
     try:
-        completion = ChatCompletion.model_validate_json(content)
-    except ValidationError:
+        completion = parse_lenient(ChatCompletion, content)
+    except ValueError:  # ValidationError is one too
         raise APIResponseError(_describe_body(content, headers), request_id=request_id) from None
     extra = completion.__pydantic_extra__
     if extra and "error" in extra:
@@ -140,8 +140,8 @@ class _StreamReader:
             if event.event == "error":
                 raise _error_event(_loads_or_text(event.data), self.request_id)
             try:
-                chunk = ChatCompletionChunk.model_validate_json(event.data)
-            except ValidationError:
+                chunk = parse_lenient(ChatCompletionChunk, event.data)
+            except ValueError:  # ValidationError is one too
                 raise APIResponseError(
                     f"malformed stream event: {event.data[:120]!r}", request_id=self.request_id
                 ) from None
@@ -463,6 +463,11 @@ class _StreamBase:
     def request_id(self) -> str | None:
         """The server's request id, once the response has started."""
         return None if self._reader is None else self._reader.request_id
+
+    @property
+    def usage(self) -> Usage | None:
+        """The last usage the server reported (None before it does)."""
+        return None if self._reader is None else self._reader.accumulator.usage
 
     def completion(self) -> ChatCompletion:
         """Everything received so far, assembled into one ``chat.completion``."""

@@ -7,9 +7,10 @@ so a new server field never breaks a user. The client builds requests as plain d
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 __all__ = [
     "ChatCompletion",
@@ -28,6 +29,7 @@ __all__ = [
     "PromptTokensDetails",
     "ToolCall",
     "Usage",
+    "parse_lenient",
 ]
 
 
@@ -188,3 +190,36 @@ class ChatCompletionRequest(_Open):
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
     user: str | None = None
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _tidy(value: Any) -> Any:
+    if isinstance(value, dict):
+        tidy = {k: _tidy(v) for k, v in value.items() if v is not None}
+        arguments = tidy.get("arguments")
+        if isinstance(arguments, (dict, list)):
+            tidy["arguments"] = json.dumps(arguments)
+        return tidy
+    if isinstance(value, list):
+        return [_tidy(v) for v in value]
+    return value
+
+
+def parse_lenient(model: type[_Model], data: str | bytes) -> _Model:
+    """Decode ``data`` as ``model``, forgiving what sloppy OpenAI-compatible servers send.
+
+    The strict decode runs first, so well-formed replies pay nothing extra. If it fails, the
+    JSON is decoded again with ``null``s dropped (so defaults apply: ``"id": null`` becomes
+    ``""``, ``"prompt_tokens": null`` becomes 0) and tool-call arguments sent as a JSON object
+    re-encoded as the string the schema promises. Raises `ValidationError` (or ``ValueError``
+    for bytes that are not JSON) when even that is not a ``model``.
+    """
+    try:
+        return model.model_validate_json(data)
+    except ValidationError:
+        loaded = json.loads(data)
+        if not isinstance(loaded, dict):
+            raise
+        return model.model_validate(_tidy(loaded))

@@ -480,3 +480,43 @@ def test_stream_object_shape() -> None:
     assert iter(s) is s
     list(s)
     assert len(server.requests) == 1
+
+
+# Sloppy but recognizable servers
+
+
+async def test_nulls_and_object_arguments_are_forgiven(mode: str) -> None:
+    body = completion()
+    body["id"] = None
+    body["usage"] = {"prompt_tokens": 3, "completion_tokens": None, "total_tokens": None}
+    body["choices"][0]["message"]["tool_calls"] = [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}
+    ]
+    result = await chat(Server(ok(body)).client(), mode)
+    assert result.id == ""
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (3, 0)
+    assert result.choices[0].message.tool_calls[0].function.arguments == '{"x": 1}'
+
+
+async def test_streamed_nulls_and_object_arguments_are_forgiven(mode: str) -> None:
+    body = sse(
+        chunk({"role": "assistant", "content": None, "tool_calls": None}) | {"id": None},
+        chunk(
+            {
+                "tool_calls": [
+                    {"index": 0, "id": "c1", "function": {"name": "f", "arguments": {"x": 1}}}
+                ]
+            }
+        ),
+        chunk({}, finish="tool_calls"),
+    )
+    _, s = await stream(Server(streamed(body)).client(), mode)
+    call = s.completion().choices[0].message.tool_calls[0]
+    assert (call.function.name, call.function.arguments) == ("f", '{"x": 1}')
+
+
+async def test_what_cannot_be_forgiven_is_still_an_api_response_error(mode: str) -> None:
+    body = completion()
+    body["choices"] = "none"
+    with pytest.raises(errors.APIResponseError):
+        await chat(Server(ok(body)).client(), mode)

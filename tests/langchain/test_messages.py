@@ -647,6 +647,16 @@ def _merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
     return full
 
 
+def _run(
+    conv: StreamConverter, wire: list[Any], request_id: str | None = None
+) -> list[AIMessageChunk]:
+    """What the adapter yields: each wire chunk's message (if any), then the closing chunk with
+    the last usage the server reported (the core's accumulator keeps it)."""
+    chunks = [m for c in wire if (m := conv.convert(c, request_id=request_id)) is not None]
+    usages = [c.usage for c in wire if c.usage is not None]
+    return [*chunks, conv.finish(usages[-1] if usages else None)]
+
+
 def test_text_stream_usage_on_exactly_one_chunk_which_is_last() -> None:
     conv = StreamConverter("anthropic/claude-sonnet-4-6")
     wire = [
@@ -656,7 +666,9 @@ def test_text_stream_usage_on_exactly_one_chunk_which_is_last() -> None:
         _chunk({}, finish="stop"),
         _chunk(usage={"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}),
     ]
-    chunks = [conv.convert(c, request_id="req-1") for c in wire]
+    assert conv.convert(wire[-1]) is None  # the usage-only chunk has nothing of its own to say
+    conv = StreamConverter("anthropic/claude-sonnet-4-6")
+    chunks = _run(conv, wire, request_id="req-1")
     assert [c.content for c in chunks] == ["", "Hel", "lo", "", ""]
     assert [c.usage_metadata is not None for c in chunks] == [False, False, False, False, True]
     assert [c.chunk_position for c in chunks] == [None, None, None, None, "last"]
@@ -680,17 +692,16 @@ def test_streamed_cached_tokens() -> None:
         "completion_tokens": 2,
         "prompt_tokens_details": {"cached_tokens": 4},
     }
-    chunk = StreamConverter("m").convert(_chunk(usage=usage))
+    chunk = _run(StreamConverter("m"), [_chunk(usage=usage)])[-1]
     assert chunk.usage_metadata is not None
     assert chunk.usage_metadata["input_token_details"] == {"cache_read": 4}
 
 
 def _tool_stream(deltas: list[list[dict[str, Any]]]) -> AIMessageChunk:
-    conv = StreamConverter("m")
-    chunks = [conv.convert(_chunk({"tool_calls": d})) for d in deltas]
-    chunks.append(conv.convert(_chunk({}, finish="tool_calls")))
-    chunks.append(conv.convert(_chunk(usage={"prompt_tokens": 1, "completion_tokens": 1})))
-    return _merge(chunks)
+    wire = [_chunk({"tool_calls": d}) for d in deltas]
+    wire.append(_chunk({}, finish="tool_calls"))
+    wire.append(_chunk(usage={"prompt_tokens": 1, "completion_tokens": 1}))
+    return _merge(_run(StreamConverter("m"), wire))
 
 
 def _calls(message: AIMessageChunk) -> list[tuple[str, dict[str, Any], str | None]]:
@@ -783,20 +794,20 @@ def test_invoke_and_stream_give_the_same_tool_calls() -> None:
         ],
     )
     invoked = completion_to_message(completion, model="m")
-    conv = StreamConverter("m")
     streamed = _merge(
-        [
-            conv.convert(_chunk({"content": "Check"})),
-            conv.convert(_chunk({"content": "ing."})),
-            conv.convert(_chunk({"tool_calls": [_tc(0, id="call_a", name="f", args='{"a": [1,')]})),
-            conv.convert(
+        _run(
+            StreamConverter("m"),
+            [
+                _chunk({"content": "Check"}),
+                _chunk({"content": "ing."}),
+                _chunk({"tool_calls": [_tc(0, id="call_a", name="f", args='{"a": [1,')]}),
                 _chunk(
                     {"tool_calls": [_tc(0, args=" 2]}"), _tc(1, id="call_b", name="g", args="{}")]}
-                )
-            ),
-            conv.convert(_chunk({}, finish="tool_calls")),
-            conv.convert(_chunk(usage={"prompt_tokens": 1, "completion_tokens": 1})),
-        ]
+                ),
+                _chunk({}, finish="tool_calls"),
+                _chunk(usage={"prompt_tokens": 1, "completion_tokens": 1}),
+            ],
+        )
     )
     assert streamed.content == invoked.content
     assert streamed.tool_calls == invoked.tool_calls
@@ -807,18 +818,33 @@ def test_refusal_delta_is_kept() -> None:
     assert chunk.additional_kwargs == {"refusal": "no"}
 
 
-def test_usage_riding_on_the_finish_chunk_is_not_marked_last() -> None:
-    chunk = StreamConverter("m").convert(
-        _chunk({}, finish="stop", usage={"prompt_tokens": 1, "completion_tokens": 1})
-    )
-    assert chunk.usage_metadata is not None
-    assert chunk.chunk_position is None
+def test_usage_riding_on_the_finish_chunk_goes_out_once_on_the_last_chunk() -> None:
+    finish = _chunk({}, finish="stop", usage={"prompt_tokens": 1, "completion_tokens": 1})
+    chunks = _run(StreamConverter("m"), [_chunk({"content": "hi"}), finish])
+    assert [c.usage_metadata is not None for c in chunks] == [False, False, True]
+    assert [c.chunk_position for c in chunks] == [None, None, "last"]
+
+
+def test_cumulative_usage_on_every_chunk_is_counted_once() -> None:
+    """Some servers repeat running totals on each chunk; LangChain would add them all up and
+    fail to merge two ``cost_usd`` floats."""
+    wire = [
+        _chunk({"content": "a"}, usage={"prompt_tokens": 10, "completion_tokens": 1}),
+        _chunk({"content": "b"}, usage={"prompt_tokens": 10, "completion_tokens": 2}),
+        _chunk({}, finish="stop", usage={"prompt_tokens": 10, "completion_tokens": 3}),
+    ]
+    full = _merge(_run(StreamConverter("anthropic/claude-haiku-4-5"), wire))
+    assert full.content == "ab"
+    assert full.usage_metadata == {"input_tokens": 10, "output_tokens": 3, "total_tokens": 13}
+    # Priced as the model the server says it served (Sonnet), not the one asked for (Haiku).
+    assert full.response_metadata["cost_usd"] == pytest.approx((10 * 3 + 3 * 15) / 1e6)
 
 
 def test_stream_usage_off_still_marks_the_last_chunk() -> None:
-    chunk = StreamConverter("m", usage=False).convert(
-        _chunk(usage={"prompt_tokens": 1, "completion_tokens": 1})
-    )
+    chunk = _run(
+        StreamConverter("m", usage=False),
+        [_chunk(usage={"prompt_tokens": 1, "completion_tokens": 1})],
+    )[-1]
     assert chunk.usage_metadata is None
     assert "cost_usd" not in chunk.response_metadata
     assert chunk.chunk_position == "last"
