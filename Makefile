@@ -28,7 +28,7 @@ test: lint typecheck
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet langchain-openai llama-index-llms-openai
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -515,13 +515,15 @@ class StreamConverter:
             metadata["request_id"] = request_id
             if chunk.system_fingerprint:
                 metadata["system_fingerprint"] = chunk.system_fingerprint
-        return AIMessageChunk(
-            content=delta.content or "",
-            tool_call_chunks=call_chunks,
-            additional_kwargs=extra,
-            response_metadata=metadata,
-            id=chunk.id or None,
-        )
+        # Only the fields that differ from their defaults: pydantic validates every one passed.
+        fields: dict[str, Any] = {"response_metadata": metadata}
+        if call_chunks:
+            fields["tool_call_chunks"] = call_chunks
+        if extra:
+            fields["additional_kwargs"] = extra
+        if chunk.id:
+            fields["id"] = chunk.id
+        return AIMessageChunk(content=delta.content or "", **fields)
 
     def finish(self, usage: Usage | None) -> AIMessageChunk:
         """The closing chunk: the stream's final usage and its cost (unless usage is off)."""

@@ -102,8 +102,22 @@ class SSEDecoder:
                 lines[0] = "".join(self._line_parts)
                 self._line_parts = []
                 self._line_chars = 0
+            max_line = self._max_line_chars
             for line in lines:
-                self._process_line(line, events)
+                # Inline fast path for the two lines every chat event has: "data: {...}" and
+                # the blank line that ends it. Everything else takes the general path.
+                if line[:6] == "data: " and len(line) <= max_line:
+                    self._data_chars += len(line) - 6 + (1 if self._data else 0)
+                    if self._data_chars > self._max_event_chars:
+                        raise SSEError(
+                            "server-sent event data longer than "
+                            f"max_event_chars={self._max_event_chars}"
+                        )
+                    self._data.append(line[6:])
+                elif not line and self._data:
+                    events.append(self._dispatch())
+                else:
+                    self._process_line(line, events)
         if tail:
             self._line_chars += len(tail)
             self._check_line(self._line_chars)

@@ -1,0 +1,59 @@
+"""What every contender shares: the request's constants and the shape of its operations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from benchserver import Endpoint
+
+__all__ = [
+    "CALL_PROMPT",
+    "CONTEXT_WINDOW",
+    "MAX_TOKENS",
+    "MODEL",
+    "STREAM_PROMPT",
+    "AsyncOps",
+    "Contender",
+    "SyncOps",
+]
+
+MODEL = "anthropic/claude-sonnet-4-6"
+MAX_TOKENS = 1024
+CALL_PROMPT = "Say hello."
+STREAM_PROMPT = "Tell me a long story."
+CONTEXT_WINDOW = 200_000  # what a user of llama-index's OpenAI has to state for a Claude model
+
+
+@dataclass(frozen=True)
+class SyncOps:
+    """One call (result, then its text) and one stream (items, then each item's text)."""
+
+    call: Callable[[], Any]
+    call_text: Callable[[Any], str]
+    open_stream: Callable[[], Iterable[Any]]
+    piece: Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class AsyncOps:
+    """The async counterpart of `SyncOps`; ``open_stream`` is awaited once per stream."""
+
+    call: Callable[[], Awaitable[Any]]
+    call_text: Callable[[Any], str]
+    open_stream: Callable[[], Awaitable[AsyncIterable[Any]]]
+    piece: Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A row of the table."""
+
+    key: str  # used by --only and --profile
+    label: str
+    api: str  # the methods timed
+    family: str  # "floor", "reference", "langchain", "llamaindex"
+    role: str  # "floor", "reference", "anchor", "ours", "framework" (the framework alone)
+    is_async: bool
+    build: Callable[[Endpoint, Endpoint], SyncOps | AsyncOps]

@@ -1,0 +1,120 @@
+"""Client overhead of the TokenHub integrations, side by side with the anchors.
+
+    python benchmarks/run.py                     # full run; writes benchmarks/results.md
+    python benchmarks/run.py --quick             # a few iterations (smoke test)
+    python benchmarks/run.py --only httpx,langchain,langchain-openai
+    python benchmarks/run.py --profile langchain-stream
+
+See benchmarks/README.md for the method and how to read the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchserver import BenchServer
+from contenders import CONTENDERS
+from measure import FULL, QUICK, Runner
+from ops import Contender
+from profiling import parse_target, profile
+from report import render
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.md"
+# Tracing would send every run to LangSmith (and cost client CPU): never part of the measurement.
+_TRACING_ENV = (
+    "LANGSMITH_TRACING",
+    "LANGSMITH_TRACING_V2",
+    "LANGCHAIN_TRACING",
+    "LANGCHAIN_TRACING_V2",
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/run.py",
+        description="Client CPU per call and per streamed chunk: ours vs the anchors.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a few iterations only (~15 s)")
+    parser.add_argument(
+        "--only",
+        metavar="KEYS",
+        help="comma-separated contender keys: " + ", ".join(c.key for c in CONTENDERS),
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the markdown report (default: benchmarks/results.md for a full "
+        "run of every contender; not written otherwise)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="KEY-call|KEY-stream|KEY-drip",
+        help="cProfile one contender's calls, streams or dripped streams instead of benchmarking",
+    )
+    parser.add_argument(
+        "--ops", type=int, help="operations to profile (default: the plan's calls, 2x streams)"
+    )
+    parser.add_argument("--top", type=int, default=25, help="rows per profile table (25)")
+    parser.add_argument(
+        "--callers",
+        metavar="REGEX",
+        help="with --profile: also print who calls the functions matching REGEX",
+    )
+    return parser
+
+
+def _select(only: str | None) -> tuple[Contender, ...]:
+    if not only:
+        return CONTENDERS
+    keys = [k.strip() for k in only.split(",") if k.strip()]
+    known = {c.key for c in CONTENDERS}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise SystemExit(f"unknown contender(s) {unknown}; known: {', '.join(sorted(known))}")
+    return tuple(c for c in CONTENDERS if c.key in keys)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark (or a profile); returns 1 when a contender failed."""
+    args = _parser().parse_args(argv)
+    for name in _TRACING_ENV:
+        os.environ.pop(name, None)
+    plan = QUICK if args.quick else FULL
+    target = parse_target(args.profile, CONTENDERS) if args.profile else None
+    contenders = _select(args.only)
+
+    with BenchServer(long_words=plan.long_words, drip_words=plan.drip_words) as server:
+        runner = Runner(server, plan)
+        try:
+            if target is not None:
+                profile(runner, target[0], target[1], args.ops, args.top, args.callers)
+                return 0
+            rows = []
+            for contender in contenders:
+                print(f"preparing {contender.key}", file=sys.stderr, flush=True)
+                rows.append(runner.prepare(contender))
+            runner.measure(rows)
+        finally:
+            runner.close()
+
+    text = render(rows, plan, server.long.deltas, server.drip.deltas)
+    print(text)
+    output = args.output
+    if output is None and not args.quick and not args.only:
+        output = DEFAULT_OUTPUT
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        print(f"written to {output}", file=sys.stderr)
+    failed = [row.contender.key for row in rows if row.error is not None]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The benchmark harness runs end to end (``--quick``) and reports every contender.
+
+No timing is asserted: only that each row is there with numbers in it, that the report file is
+written, and that the profile mode points at our own functions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "benchmarks" / "run.py"
+
+FRAMEWORK_ALONE = ["langchain-alone", "llamaindex-alone"]
+SYNC_KEYS = ["httpx", "openai", "core", "langchain-openai", "langchain", "llamaindex-openai"]
+SYNC_KEYS += ["llamaindex", *FRAMEWORK_ALONE]
+CONTENDER_KEYS = SYNC_KEYS + [f"{key}-async" for key in SYNC_KEYS]
+RATIO_ROWS = ["LangChain (sync)", "LangChain (async)", "LlamaIndex (sync)", "LlamaIndex (async)"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENHUB_")}
+    return subprocess.run(
+        [sys.executable, str(RUN), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _microseconds(cell: str) -> float:
+    match = re.fullmatch(r"([\d,]+(?:\.\d+)?)(?: ±\d+%)?", cell)
+    assert match, f"not a µs figure: {cell!r}"
+    return float(match.group(1).replace(",", ""))
+
+
+def _ratio(cell: str) -> float:
+    match = re.fullmatch(r"(-?\d+\.\d+)×(?: ±\d+%)?", cell)
+    assert match, f"not a ratio: {cell!r}"
+    return float(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    output = tmp_path_factory.mktemp("bench") / "results.md"
+    result = _run("--quick", "--output", str(output))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, output
+
+
+def test_quick_run_reports_every_contender(quick_run: tuple[str, Path]) -> None:
+    stdout, _ = quick_run
+    rows = {
+        cells[0]: cells for cells in map(_cells, stdout.splitlines()) if cells[0] in CONTENDER_KEYS
+    }
+    assert sorted(rows) == sorted(CONTENDER_KEYS)
+    for key, cells in rows.items():
+        assert len(cells) == 9, cells  # key, contender, timed, then (µs, × raw httpx) × 3
+        figures, versus_httpx = cells[3::2], cells[4::2]
+        assert all(_microseconds(cell) > 0 for cell in figures), key
+        if key.removesuffix("-async") in FRAMEWORK_ALONE:  # no HTTP: nothing to compare with
+            assert versus_httpx == ["—"] * 3, key
+        else:
+            assert all(_ratio(cell) > 0 for cell in versus_httpx), key
+    assert [_ratio(cell) for cell in rows["httpx"][4::2]] == [1.0] * 3
+    assert [_ratio(cell) for cell in rows["httpx-async"][4::2]] == [1.0] * 3
+
+
+def test_quick_run_reports_anchor_over_ours_ratios(quick_run: tuple[str, Path]) -> None:
+    stdout, _ = quick_run
+    table = stdout.split("Anchor ÷ ours", 1)[1].split("The floor of an adapter", 1)[0]
+    ratios = {cells[0]: cells for cells in map(_cells, table.splitlines())}
+    for name in RATIO_ROWS:
+        _name, _pair, per_call, call_target, per_chunk, chunk_target, per_read, read_target = (
+            ratios[name]
+        )
+        assert _ratio(per_call) > 0 and _ratio(per_chunk) > 0 and _ratio(per_read) > 0, name
+        assert call_target.startswith("≥ 2.5×: "), name
+        assert chunk_target.startswith("≥ 4×: ") and read_target.startswith("≥ 4×: "), name
+
+
+def test_quick_run_splits_our_cost_against_the_floor(quick_run: tuple[str, Path]) -> None:
+    stdout, _ = quick_run
+    floors = stdout.split("The floor of an adapter", 1)[1]
+    rows = {cells[0]: cells for cells in map(_cells, floors.splitlines()) if len(cells) == 10}
+    for name in RATIO_ROWS:
+        cells = rows[name][1:]  # (floor µs, ours − floor µs, best anchor ÷ ours) × 3
+        assert all(_microseconds(floor) > 0 for floor in cells[0::3]), name
+        for extra in cells[1::3]:  # may be negative: noise around a small number
+            assert re.fullmatch(r"-?[\d,]+(?:\.\d+)?", extra), (name, extra)
+        assert all(_ratio(best) > 0 for best in cells[2::3]), name
+
+
+def test_quick_run_writes_the_report_with_machine_info(quick_run: tuple[str, Path]) -> None:
+    stdout, output = quick_run
+    report = output.read_text(encoding="utf-8")
+    assert report in stdout
+    assert "- CPU: " in report and "- Python 3." in report and "langchain-openai " in report
+
+
+def test_profile_mode_lists_our_adapter_functions() -> None:
+    result = _run("--quick", "--profile", "langchain-stream", "--ops", "1", "--top", "40")
+    assert result.returncode == 0, result.stderr[-3000:]
+    ours = result.stdout.split("## ours (", 1)[1]
+    assert "langchain_tokenhub/" in ours and "tokenhub_core/sse.py" in ours
+
+
+def test_unknown_contender_is_refused_before_anything_runs() -> None:
+    result = _run("--only", "no-such-thing")
+    assert result.returncode != 0
+    assert "unknown contender" in result.stderr and "langchain-openai" in result.stderr
