@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from langchain_tokenhub.structured import (
     tool_call_parser,
 )
 from tokenhub_core import DEFAULT_MODEL, ChatCompletion, TokenHubClient
-from tokenhub_core.client import API_KEY_ENV, BASE_URL_ENV
+from tokenhub_core.client import API_KEY_ENV, BASE_URL_ENV, ClientSlot
 from tokenhub_core.params import (
     DEFAULT_MAX_TOKENS,
     REQUEST_PARAMS,
@@ -57,7 +56,6 @@ __all__ = ["ChatTokenHub"]
 
 # Per-call keywords that are ours rather than request fields.
 _CALL_OPTIONS = frozenset({"model", "extra_body", "extra_headers", "stream_usage", "stream"})
-_client_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -119,8 +117,7 @@ class ChatTokenHub(BaseChatModel):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
-    _client: TokenHubClient | None = PrivateAttr(default=None)
-    _client_settings: tuple[Any, ...] | None = PrivateAttr(default=None)
+    _clients: ClientSlot = PrivateAttr(default_factory=ClientSlot)
 
     # --- construction -------------------------------------------------------------------------
 
@@ -229,31 +226,15 @@ class ChatTokenHub(BaseChatModel):
 
     def _get_client(self) -> TokenHubClient:
         """The instance's client, built on first use and rebuilt if its settings change."""
-        settings = (
-            self.api_key,
-            self.base_url,
-            self.timeout,
-            self.max_retries,
-            tuple(sorted((self.default_headers or {}).items())),
-            self.http_client,
-            self.http_async_client,
+        return self._clients.get(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            default_headers=self.default_headers,
+            http_client=self.http_client,
+            http_async_client=self.http_async_client,
         )
-        client = self._client
-        if client is None or settings != self._client_settings:
-            with _client_lock:
-                if self._client is None or settings != self._client_settings:
-                    self._client = TokenHubClient(
-                        api_key=self.api_key,
-                        base_url=self.base_url,
-                        timeout=self.timeout,
-                        max_retries=self.max_retries,
-                        default_headers=self.default_headers,
-                        http_client=self.http_client,
-                        http_async_client=self.http_async_client,
-                    )
-                    self._client_settings = settings
-                client = self._client
-        return client
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]

@@ -49,6 +49,7 @@ from llama_index_tokenhub.responses import (
     tool_selections,
 )
 from tokenhub_core import DEFAULT_BASE_URL, DEFAULT_MODEL, TokenHubClient, resolve_model
+from tokenhub_core.client import ClientSlot
 from tokenhub_core.params import (
     DEFAULT_MAX_TOKENS,
     REQUEST_PARAMS,
@@ -121,8 +122,7 @@ class TokenHub(FunctionCallingLLM):
     http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
     async_http_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
 
-    _client: TokenHubClient | None = PrivateAttr(default=None)
-    _client_config: tuple[Any, ...] = PrivateAttr(default=())
+    _clients: ClientSlot = PrivateAttr(default_factory=ClientSlot)
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -161,27 +161,15 @@ class TokenHub(FunctionCallingLLM):
     # The one request path.
 
     def _get_client(self) -> TokenHubClient:
-        config = (
-            self.api_key,
-            self.base_url,
-            self.timeout,
-            self.max_retries,
-            tuple(sorted((self.default_headers or {}).items())),
-            self.http_client,
-            self.async_http_client,
+        return self._clients.get(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            default_headers=self.default_headers,
+            http_client=self.http_client,
+            http_async_client=self.async_http_client,
         )
-        if self._client is None or config != self._client_config:
-            self._client = TokenHubClient(
-                api_key=self.api_key,
-                base_url=self.base_url,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                default_headers=self.default_headers,
-                http_client=self.http_client,
-                http_async_client=self.async_http_client,
-            )
-            self._client_config = config
-        return self._client
 
     def _request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the core: instance settings, then per-call ones (which win)."""

@@ -43,7 +43,7 @@ from tokenhub_core.sse import SSEDecoder
 from tokenhub_core.stream import ChunkAccumulator, completion_to_chunks
 from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, Usage, parse_lenient
 
-__all__ = ["DEFAULT_BASE_URL", "AsyncChatStream", "ChatStream", "TokenHubClient"]
+__all__ = ["DEFAULT_BASE_URL", "AsyncChatStream", "ChatStream", "ClientSlot", "TokenHubClient"]
 
 DEFAULT_BASE_URL = "https://tokenhub.store/api/v1"
 API_KEY_ENV = "TOKENHUB_API_KEY"
@@ -487,6 +487,61 @@ class TokenHubClient:
     ) -> AsyncChatStream:
         """Async `stream`: ``async for chunk in client.astream(...)``."""
         return AsyncChatStream(self, self._prepare(model, messages, params, stream=True))
+
+
+class ClientSlot:
+    """One adapter instance's `TokenHubClient`: built on first use, rebuilt when settings change.
+
+    Framework models are mutable (``llm.base_url = ...``), so the slot compares the connection
+    settings on each call; a client is cheap (the pools are shared), so a rare race that builds
+    two is harmless and needs no lock. Copies start empty, never sharing a user's httpx client.
+    """
+
+    __slots__ = ("_client", "_settings")
+
+    def __init__(self) -> None:
+        self._client: TokenHubClient | None = None
+        self._settings: tuple[Any, ...] = ()
+
+    def get(
+        self,
+        *,
+        api_key: str | SecretStr | None,
+        base_url: str | None,
+        timeout: float | httpx.Timeout | None,
+        max_retries: int,
+        default_headers: Mapping[str, str] | None,
+        http_client: httpx.Client | None,
+        http_async_client: httpx.AsyncClient | None,
+    ) -> TokenHubClient:
+        settings = (
+            api_key,
+            base_url,
+            timeout,
+            max_retries,
+            tuple(sorted((default_headers or {}).items())),
+            http_client,
+            http_async_client,
+        )
+        client = self._client
+        if client is None or settings != self._settings:
+            client = TokenHubClient(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+                default_headers=default_headers,
+                http_client=http_client,
+                http_async_client=http_async_client,
+            )
+            self._client, self._settings = client, settings
+        return client
+
+    def __copy__(self) -> ClientSlot:
+        return ClientSlot()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ClientSlot:
+        return ClientSlot()
 
 
 class _StreamBase:

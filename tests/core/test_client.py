@@ -520,3 +520,27 @@ async def test_what_cannot_be_forgiven_is_still_an_api_response_error(mode: str)
     body["choices"] = "none"
     with pytest.raises(errors.APIResponseError):
         await chat(Server(ok(body)).client(), mode)
+
+
+def test_client_slot_reuses_a_client_until_its_settings_change() -> None:
+    import copy
+
+    from tokenhub_core.client import ClientSlot
+
+    slot = ClientSlot()
+    settings: dict[str, Any] = {
+        "api_key": KEY,
+        "base_url": BASE,
+        "timeout": 60.0,
+        "max_retries": 2,
+        "default_headers": {"X-App": "a"},
+        "http_client": None,
+        "http_async_client": None,
+    }
+    first = slot.get(**settings)
+    assert slot.get(**settings) is first
+    assert slot.get(**{**settings, "default_headers": {"X-App": "a"}}) is first
+    changed = slot.get(**{**settings, "base_url": "http://other.test/v1"})
+    assert changed is not first and changed.base_url == "http://other.test/v1"
+    assert slot.get(**{**settings, "max_retries": 0}).max_retries == 0
+    assert copy.deepcopy(slot).get(**settings) is not slot.get(**settings)

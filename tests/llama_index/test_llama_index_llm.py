@@ -23,7 +23,7 @@ from tests.llama_index._images import PNG_1X1
 from tests.llama_index.fixtures import chat_bodies
 from tokenhub_core import MODELS
 from tokenhub_core.emulator import TokenHubEmulator
-from tokenhub_core.errors import InvalidParameterError, MissingAPIKeyError
+from tokenhub_core.errors import InternalServerError, InvalidParameterError, MissingAPIKeyError
 
 SECRET = "th-very-secret-key-0123456789"
 
@@ -325,17 +325,15 @@ def test_an_unknown_per_call_parameter_is_refused(
     assert tokenhub_emulator.requests == []
 
 
-def test_one_client_is_reused_and_rebuilt_when_settings_change(
-    llm: TokenHub,
+def test_settings_changed_after_construction_take_effect(
+    llm: TokenHub, tokenhub_emulator: TokenHubEmulator
 ) -> None:
     llm.chat(_user("a"))
-    client = llm._client
-    llm.chat(_user("b"))
-    assert llm._client is client
     llm.max_retries = 0
-    llm.chat(_user("c"))
-    assert llm._client is not client
-    assert llm._client is not None and llm._client.max_retries == 0
+    tokenhub_emulator.fail_next(500)
+    with pytest.raises(InternalServerError):
+        llm.chat(_user("b"))
+    assert len(tokenhub_emulator.requests) == 2  # the first call, then one attempt: no retry
 
 
 def test_closing_a_stream_early_releases_it(
