@@ -54,6 +54,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from tokenhub_core.catalog import cost_usd
 from tokenhub_core.errors import InvalidParameterError
 from tokenhub_core.params import SUPPORTED_IMAGE_TYPES, check_image_url, normalize_tool_call_id
+from tokenhub_core.stream import ToolCallRouter
 from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, ChoiceDeltaToolCall, Usage
 
 __all__ = [
@@ -465,12 +466,10 @@ def completion_to_message(
 class StreamConverter:
     """Turns each wire chunk of one stream into one `AIMessageChunk`, in constant time.
 
-    Tool-call deltas become ``tool_call_chunks`` keyed by a stable index, so LangChain merges
-    them into the same calls `completion_to_message` gives, as the core's `ChunkAccumulator`
-    does. The wire index is not trusted alone (servers start at 1, send -1, or reuse 0 for
-    parallel calls): a new id opens a new call, a delta without id continues the call its wire
-    index last named (or, without index, the last call), and the name and id go out on a call's
-    first chunk only (LangChain concatenates repeated strings when merging).
+    Tool-call deltas become ``tool_call_chunks`` indexed by the call's position under the
+    core's `ToolCallRouter` (the rule the core's accumulator uses), so LangChain merges them
+    into the same calls `completion_to_message` gives, whatever indexes the server sends; a
+    call's name and id go out once each (LangChain concatenates repeated strings when merging).
     ``model_name``, ``finish_reason``, ``id`` and ``request_id`` ride on the chunk carrying the
     finish reason. Usage goes out once, on the closing chunk `finish` makes after the stream
     ends (marked ``chunk_position="last"``), whether the server sent it in a usage-only chunk,
@@ -478,17 +477,16 @@ class StreamConverter:
     and cannot merge two ``cost_usd`` floats.
     """
 
-    __slots__ = ("_by_id", "_by_wire_index", "_calls", "_current", "_model", "_served", "_usage")
+    __slots__ = ("_identified", "_model", "_named", "_router", "_served", "_usage")
 
     def __init__(self, model: str, *, usage: bool = True) -> None:
         """Args: model: the model requested; usage: False drops the usage (``stream_usage``)."""
         self._model = model
         self._served = ""
         self._usage = usage
-        self._by_id: dict[str, int] = {}
-        self._by_wire_index: dict[int | None, int] = {}
-        self._calls = 0
-        self._current = -1
+        self._router = ToolCallRouter()
+        self._named: set[int] = set()
+        self._identified: set[int] = set()
 
     def convert(
         self, chunk: ChatCompletionChunk, request_id: str | None = None
@@ -540,25 +538,22 @@ class StreamConverter:
         )
 
     def _call_chunk(self, delta: ChoiceDeltaToolCall) -> ToolCallChunk:
+        # The call's position (the core's rule) is the index LangChain merges by; its name and
+        # id go out once each, since LangChain concatenates repeated strings when merging.
+        position, _ = self._router.route(delta.index, delta.id)
         function = delta.function
         name = function.name if function is not None else None
-        args = function.arguments if function is not None else None
+        if name and position not in self._named:
+            self._named.add(position)
+        else:
+            name = None
         call_id = delta.id or None
-        if call_id is not None and call_id in self._by_id:
-            index = self._by_id[call_id]
-        elif call_id is None and delta.index is None and self._current >= 0:
-            index = self._current
-        elif call_id is None and delta.index in self._by_wire_index:
-            index = self._by_wire_index[delta.index]
-        else:  # the first delta of a call
-            index = self._current = self._calls
-            self._calls += 1
-            if call_id is not None:
-                self._by_id[call_id] = index
-            self._by_wire_index[delta.index] = index
-            return tool_call_chunk(name=name, args=args, id=call_id, index=index)
-        self._current = index
-        return tool_call_chunk(name=None, args=args, id=None, index=index)
+        if call_id and position not in self._identified:
+            self._identified.add(position)
+        else:
+            call_id = None
+        args = function.arguments if function is not None else None
+        return tool_call_chunk(name=name, args=args, id=call_id, index=position)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms.llm import ToolSelection
 
 from tokenhub_core.catalog import cost_usd
+from tokenhub_core.stream import ToolCallRouter
 from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, ToolCall, Usage
 
 __all__ = [
@@ -192,8 +193,8 @@ def response_from_completion(completion: ChatCompletion, *, model: str = "") -> 
 class _CallView:
     __slots__ = ("arguments", "block", "id", "name", "wire")
 
-    def __init__(self, call_id: str) -> None:
-        self.id = call_id
+    def __init__(self) -> None:
+        self.id = ""
         self.name = ""
         self.arguments = ""
         self.wire: dict[str, Any] = {}
@@ -208,16 +209,14 @@ class ChunkConverter:
     when a tool-call delta arrives, and only the calls it touched. `finish` gives the final response
     from the stream's accumulated completion (the core's, so it is authoritative): the full message
     with parsed tool arguments, ``raw`` with usage, and the usage and cost in ``additional_kwargs``.
-    Partial views key tool calls like the core does: by index, then by id, else the last call.
+    Partial views key tool calls with the core's `ToolCallRouter`, the rule its accumulator uses.
     """
 
     def __init__(self, *, model: str = "") -> None:
         self._model = model
         self._text = ""
         self._calls: list[_CallView] = []
-        self._by_index: dict[int, _CallView] = {}
-        self._by_id: dict[str, _CallView] = {}
-        self._last: _CallView | None = None
+        self._router = ToolCallRouter()
         self._blocks: list[ToolCallBlock] = []
         self._wire: list[dict[str, Any]] = []
 
@@ -252,21 +251,11 @@ class ChunkConverter:
     def _add_tool_delta(
         self, index: int | None, call_id: str, name: str | None, arguments: str | None
     ) -> None:
-        call: _CallView | None
-        if index is not None:
-            call = self._by_index.get(index)
-            if call is None or (call_id and call.id and call_id != call.id):
-                call = self._by_id.get(call_id) if call_id else None
-                if call is None:
-                    call = self._new_call(call_id)
-                self._by_index[index] = call
-        elif call_id:
-            call = self._by_id.get(call_id) or self._new_call(call_id)
-        else:
-            call = self._last or self._new_call("")
-        if call_id and not call.id:
-            call.id = call_id
-            self._by_id[call_id] = call
+        position, new = self._router.route(index, call_id)
+        if new:
+            self._calls.append(_CallView())
+        call = self._calls[position]
+        call.id = self._router.ids[position]
         if name and not call.name:
             call.name = name
         if arguments:
@@ -279,14 +268,6 @@ class ChunkConverter:
         call.block = ToolCallBlock(
             tool_call_id=call.id or None, tool_name=call.name, tool_kwargs=call.arguments
         )
-        self._last = call
-
-    def _new_call(self, call_id: str) -> _CallView:
-        call = _CallView(call_id)
-        self._calls.append(call)
-        if call_id:
-            self._by_id[call_id] = call
-        return call
 
     def _response(self, delta_text: str, chunk: ChatCompletionChunk) -> ChatResponse:
         blocks: list[Any] = [TextBlock(text=self._text)] if self._text or not self._blocks else []

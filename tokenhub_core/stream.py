@@ -22,15 +22,68 @@ from tokenhub_core.wire import (
     Usage,
 )
 
-__all__ = ["ChunkAccumulator", "completion_to_chunks"]
+__all__ = ["ChunkAccumulator", "ToolCallRouter", "completion_to_chunks"]
+
+
+class ToolCallRouter:
+    """Which tool call a streamed tool-call delta belongs to: the one rule, shared by
+    `ChunkAccumulator` and both adapters' chunk converters.
+
+    Calls are keyed by the delta's ``index``, falling back to its ``id`` when the index is
+    missing. A delta whose new ``id`` differs from the one its index already holds starts a new
+    call (servers that reuse index 0 for parallel calls); a known id continues its call only under
+    the same index or under none; a delta with neither index nor id continues the last call.
+    Calls are numbered 0, 1, 2... in order of first appearance: a stable position, whatever
+    indexes the server uses (1-based, -1, reused).
+    """
+
+    __slots__ = ("_by_id", "_by_index", "_last", "ids", "indexes")
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []  # per position: the call's id, once known
+        self.indexes: list[int | None] = []  # per position: the wire index it was last under
+        self._by_index: dict[int, int] = {}
+        self._by_id: dict[str, int] = {}
+        self._last = -1
+
+    def route(self, index: int | None, call_id: str | None) -> tuple[int, bool]:
+        """The position of the delta's call, and whether the delta starts it."""
+        call_id = call_id or ""
+        new = False
+        if index is not None:
+            position = self._by_index.get(index, -1)
+            if position < 0 or (call_id and self.ids[position] and call_id != self.ids[position]):
+                position = self._by_id.get(call_id, -1) if call_id else -1
+                if position < 0 or self.indexes[position] not in (None, index):
+                    position, new = self._new(call_id), True
+                self.indexes[position] = index
+                self._by_index[index] = position
+        elif call_id:
+            position = self._by_id.get(call_id, -1)
+            if position < 0:
+                position, new = self._new(call_id), True
+        else:
+            position = self._last
+            if position < 0:
+                position, new = self._new(""), True
+        if call_id and not self.ids[position]:
+            self.ids[position] = call_id
+            self._by_id[call_id] = position
+        self._last = position
+        return position, new
+
+    def _new(self, call_id: str) -> int:
+        self.ids.append(call_id)
+        self.indexes.append(None)
+        if call_id:
+            self._by_id[call_id] = len(self.ids) - 1
+        return len(self.ids) - 1
 
 
 class _ToolCallState:
-    __slots__ = ("arguments", "id", "index", "name", "type")
+    __slots__ = ("arguments", "name", "type")
 
-    def __init__(self, index: int | None, call_id: str) -> None:
-        self.index = index
-        self.id = call_id
+    def __init__(self) -> None:
         self.type = ""
         self.name = ""
         self.arguments: list[str] = []
@@ -39,10 +92,9 @@ class _ToolCallState:
 class ChunkAccumulator:
     """Accumulate a streamed reply (choice 0 only; other choices are ignored).
 
-    Tool calls are keyed by ``index``, falling back to ``id`` when a delta has no index. A delta
-    whose new ``id`` differs from the one its index already holds starts a new call (servers that
-    reuse index 0 for parallel calls); a delta with neither index nor id continues the last call.
-    The first non-empty ``name`` of a call wins, so a name repeated on later deltas is not doubled.
+    Tool-call deltas find their call through `ToolCallRouter` (by index, falling back to id;
+    see there). The first non-empty ``name`` of a call wins, so a name repeated on later deltas
+    is not doubled.
     Top-level fields (id, model, created, system_fingerprint) come from the first chunk carrying
     them, usage and finish_reason from the last one seen. (The request id belongs to the HTTP
     response, not to chunks: the client sets it on the completion.)
@@ -61,9 +113,7 @@ class ChunkAccumulator:
         self._usage: Usage | None = None
         self._chunks = 0
         self._calls: list[_ToolCallState] = []
-        self._by_index: dict[int, _ToolCallState] = {}
-        self._by_id: dict[str, _ToolCallState] = {}
-        self._last_call: _ToolCallState | None = None
+        self._router = ToolCallRouter()
 
     def add(self, chunk: ChatCompletionChunk) -> None:
         """Fold one chunk into the state."""
@@ -96,30 +146,10 @@ class ChunkAccumulator:
                 self._finish_reason = choice.finish_reason
 
     def _add_tool_delta(self, delta: ChoiceDeltaToolCall) -> None:
-        index = delta.index
-        call_id = delta.id or ""
-        call: _ToolCallState | None
-        if index is not None:
-            call = self._by_index.get(index)
-            if call is None or (call_id and call.id and call_id != call.id):
-                # Unknown index, or a new id on a taken index: the call is one known by this id
-                # (under this index, or under none yet), or it is a new one.
-                call = self._by_id.get(call_id) if call_id else None
-                if call is None or call.index not in (None, index):
-                    call = self._new_call(index, call_id)
-                call.index = index
-                self._by_index[index] = call
-        elif call_id:
-            call = self._by_id.get(call_id)
-            if call is None:
-                call = self._new_call(None, call_id)
-        else:
-            call = self._last_call
-            if call is None:
-                call = self._new_call(None, "")
-        if call_id and not call.id:
-            call.id = call_id
-            self._by_id[call_id] = call
+        position, new = self._router.route(delta.index, delta.id)
+        if new:
+            self._calls.append(_ToolCallState())
+        call = self._calls[position]
         if delta.type and not call.type:
             call.type = delta.type
         function = delta.function
@@ -128,14 +158,6 @@ class ChunkAccumulator:
                 call.name = function.name
             if function.arguments:
                 call.arguments.append(function.arguments)
-        self._last_call = call
-
-    def _new_call(self, index: int | None, call_id: str) -> _ToolCallState:
-        call = _ToolCallState(index, call_id)
-        self._calls.append(call)
-        if call_id:
-            self._by_id[call_id] = call
-        return call
 
     @property
     def id(self) -> str:
@@ -183,18 +205,20 @@ class ChunkAccumulator:
         ``content`` is None when no text arrived and there are tool calls or a refusal (as in a
         non-streamed reply); otherwise it is the joined text, possibly "".
         """
-        calls = self._calls
-        if all(c.index is not None and c.index >= 0 for c in calls) and len(
-            {c.index for c in calls}
-        ) == len(calls):
-            calls = sorted(calls, key=lambda c: c.index or 0)
+        indexes, ids = self._router.indexes, self._router.ids
+        order = list(range(len(self._calls)))
+        if all(i is not None and i >= 0 for i in indexes) and len(set(indexes)) == len(order):
+            order.sort(key=lambda position: indexes[position] or 0)
         tool_calls = [
             ToolCall(
-                id=c.id,
-                type=c.type or "function",
-                function=FunctionCall(name=c.name, arguments="".join(c.arguments)),
+                id=ids[position],
+                type=self._calls[position].type or "function",
+                function=FunctionCall(
+                    name=self._calls[position].name,
+                    arguments="".join(self._calls[position].arguments),
+                ),
             )
-            for c in calls
+            for position in order
         ]
         text = "".join(self._text)
         refusal = "".join(self._refusal) or None

@@ -559,3 +559,19 @@ def test_round_trip_survives_any_resplitting(
 ) -> None:
     chunks = resplit(completion_to_chunks(completion), data)
     assert accumulate(chunks).model_dump() == completion.model_dump()
+
+
+def test_tool_call_router_positions() -> None:
+    from tokenhub_core.stream import ToolCallRouter
+
+    router = ToolCallRouter()
+    assert router.route(1, "a") == (0, True)  # index from 1: position 0
+    assert router.route(1, None) == (0, False)  # a bare fragment continues it
+    assert router.route(1, "a") == (0, False)  # the id repeated: same call
+    assert router.route(1, "b") == (1, True)  # index reused with a new id: a new call
+    assert router.route(None, None) == (1, False)  # neither: the last call
+    assert router.route(None, "c") == (2, True)  # id only
+    assert router.route(None, "c") == (2, False)
+    assert router.route(-1, "d") == (3, True)
+    assert router.ids == ["a", "b", "c", "d"]
+    assert router.indexes == [1, 1, None, -1]
