@@ -2,10 +2,9 @@
 
 Claude's OpenAI-compatibility layer may ignore ``response_format`` and tool ``strict``, so JSON
 is never guaranteed to match the schema: every final result is validated. Pydantic schemas are
-validated by pydantic; JSON schemas and TypedDicts by `schema_errors`, a small checker for the
-subset of JSON Schema that pydantic and LangChain emit (types, required, properties, items, enum,
-anyOf/oneOf/allOf, local ``$ref``). Streaming yields partial objects as they arrive and checks the
-last one when the stream ends.
+validated by pydantic; JSON schemas and TypedDicts by the core's validator
+(`tokenhub_core.schema.schema_errors`). Streaming yields partial objects as they arrive and checks
+the last one when the stream ends.
 """
 
 from __future__ import annotations
@@ -25,70 +24,16 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
+from tokenhub_core.schema import schema_errors
+
 __all__ = [
     "ValidatedJsonKeyToolsParser",
     "ValidatedJsonOutputParser",
     "json_parser",
-    "schema_errors",
     "schema_instructions",
     "structured_runnable",
     "tool_call_parser",
 ]
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "null": (type(None),),
-}
-
-
-def _type_ok(value: Any, kind: str) -> bool:
-    if isinstance(value, bool) and kind in ("integer", "number"):
-        return False
-    return isinstance(value, _TYPES.get(kind, (object,)))
-
-
-def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
-    ref = schema.get("$ref")
-    if not isinstance(ref, str) or not ref.startswith("#/"):
-        return schema
-    target: Any = root
-    for part in ref[2:].split("/"):
-        target = target.get(part, {}) if isinstance(target, Mapping) else {}
-    return target if isinstance(target, Mapping) else {}
-
-
-def schema_errors(
-    value: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None, path: str = "$"
-) -> list[str]:
-    """Where ``value`` breaks ``schema``, one line per problem; empty when it conforms."""
-    root = schema if root is None else root
-    schema = _resolve(schema, root)
-    errors: list[str] = []
-    for key in ("anyOf", "oneOf"):
-        if key in schema and not any(not schema_errors(value, s, root, path) for s in schema[key]):
-            errors.append(f"{path}: matches none of the allowed shapes")
-    for sub in schema.get("allOf", ()):
-        errors += schema_errors(value, sub, root, path)
-    kind = schema.get("type")
-    kinds = [kind] if isinstance(kind, str) else list(kind or [])
-    if kinds and not any(_type_ok(value, k) for k in kinds):
-        return [*errors, f"{path}: expected {' or '.join(kinds)}, got {type(value).__name__}"]
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{path}: {value!r} is not one of {schema['enum']!r}")
-    if isinstance(value, dict):
-        errors += [f"{path}: missing {k!r}" for k in schema.get("required", ()) if k not in value]
-        for name, sub in (schema.get("properties") or {}).items():
-            if name in value:
-                errors += schema_errors(value[name], sub, root, f"{path}.{name}")
-    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for i, item in enumerate(value):
-            errors += schema_errors(item, schema["items"], root, f"{path}[{i}]")
-    return errors
 
 
 def schema_instructions(schema: Mapping[str, Any]) -> str:

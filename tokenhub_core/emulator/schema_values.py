@@ -2,8 +2,8 @@
 
 Pure and deterministic. `generate` covers the JSON Schema subset that tool and structured-output
 schemas use (types, enum/const, bounds, lengths, formats, nested objects, arrays, ``$ref`` /
-``$defs``, ``anyOf`` / ``oneOf`` / ``allOf``); `fits` is the small validator it uses to check prompt
-candidates and ``oneOf`` branches.
+``$defs``, ``anyOf`` / ``oneOf`` / ``allOf``), checking prompt candidates and ``oneOf`` branches
+with the core's validator (`tokenhub_core.schema.fits`, re-exported here).
 """
 
 from __future__ import annotations
@@ -14,11 +14,19 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
+from tokenhub_core.schema import (
+    HARD_DEPTH,
+    Schema,
+    bound,
+    deref,
+    fits,
+    num,
+    number_fits,
+)
+
 __all__ = ["PromptValues", "fits", "generate", "quoted_strings"]
 
-Schema = Any  # a JSON schema: a dict, or True / False
 _MAX_DEPTH = 6  # beyond it, only what is required is generated (recursive schemas end)
-_HARD_DEPTH = 40
 
 _FORMAT_VALUES: dict[str, str] = {
     "date": "2024-01-01",
@@ -114,7 +122,7 @@ class PromptValues:
 
     def take_number(self, accept: Callable[[Any], bool]) -> int | float | None:
         """The first unused prompt number that ``accept`` allows."""
-        return _num(_take(self._numbers, self._used_numbers, accept))
+        return num(_take(self._numbers, self._used_numbers, accept))
 
     def take_string(self, accept: Callable[[Any], bool]) -> str | None:
         """The first unused quoted or capitalized phrase that ``accept`` allows."""
@@ -168,41 +176,6 @@ def generate(
     return _Generator(schema if root is None else root, values).value(schema, 0, "", 0)
 
 
-def fits(schema: Schema, value: Any, *, root: Schema | None = None) -> bool:
-    """Whether ``value`` validates against ``schema`` (the subset `generate` understands)."""
-    return _fits(schema, value, schema if root is None else root, 0)
-
-
-def _resolve(ref: str, root: Schema) -> Schema:
-    if not ref.startswith("#"):
-        return {}
-    node: Any = root
-    for part in ref[1:].split("/"):
-        if not part:
-            continue
-        part = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return {}
-    return node
-
-
-def _deref(schema: Schema, root: Schema) -> Schema:
-    """``schema`` with a top-level ``$ref`` replaced by its target (siblings kept)."""
-    for _ in range(_HARD_DEPTH):
-        if not isinstance(schema, dict) or "$ref" not in schema:
-            return schema
-        target = _resolve(schema["$ref"], root)
-        if not isinstance(target, dict):
-            return target
-        siblings = {k: v for k, v in schema.items() if k != "$ref"}
-        schema = {**target, **siblings}
-    return {}
-
-
 def _merge(base: dict[str, Any], extra: Schema) -> dict[str, Any]:
     if not isinstance(extra, dict):
         return base
@@ -236,10 +209,10 @@ class _Generator:
         self.values = values
 
     def value(self, schema: Schema, depth: int, name: str, index: int) -> Any:
-        schema = _deref(schema, self.root)
+        schema = deref(schema, self.root)
         if schema is True or schema is None:
             return f"emulator {name}".strip()
-        if not isinstance(schema, dict) or depth > _HARD_DEPTH:
+        if not isinstance(schema, dict) or depth > HARD_DEPTH:
             return None
         if "const" in schema:
             return schema["const"]
@@ -248,7 +221,7 @@ class _Generator:
         if isinstance(schema.get("allOf"), list):
             merged = {k: v for k, v in schema.items() if k != "allOf"}
             for part in schema["allOf"]:
-                merged = _merge(merged, _deref(part, self.root))
+                merged = _merge(merged, deref(part, self.root))
             return self.value(merged, depth + 1, name, index)
         for key in ("oneOf", "anyOf"):
             if isinstance(schema.get(key), list) and schema[key]:
@@ -272,12 +245,12 @@ class _Generator:
             if found:
                 return option
         rest = {k: v for k, v in schema.items() if k != "enum"}
-        pool = [o for o in options if _fits(rest, o, self.root, 0)] or options
+        pool = [o for o in options if fits(rest, o, root=self.root)] or options
         return pool[index % len(pool)]
 
     def _branch(self, schema: dict[str, Any], key: str, depth: int, name: str, index: int) -> Any:
         base = {k: v for k, v in schema.items() if k != key}
-        branches = [_deref(b, self.root) for b in schema[key]]
+        branches = [deref(b, self.root) for b in schema[key]]
 
         def rank(branch: Schema) -> int:
             is_null = isinstance(branch, dict) and branch.get("type") == "null"
@@ -291,9 +264,9 @@ class _Generator:
             candidate = self.value(_merge(dict(base), branch), depth + 1, name, index)
             if n == 0:
                 first = candidate
-            matching = sum(_fits(b, candidate, self.root, 0) for b in branches)
-            if (matching == 1 if key == "oneOf" else matching >= 1) and _fits(
-                base, candidate, self.root, 0
+            matching = sum(fits(b, candidate, root=self.root) for b in branches)
+            if (matching == 1 if key == "oneOf" else matching >= 1) and fits(
+                base, candidate, root=self.root
             ):
                 return candidate
         return first
@@ -329,7 +302,7 @@ class _Generator:
             return False
         if self.values.mentions(prop):
             return True
-        sub = _deref(sub, self.root)
+        sub = deref(sub, self.root)
         options = sub.get("enum") if isinstance(sub, dict) else None
         return isinstance(options, list) and self.values.match_choice(options)[0]
 
@@ -360,7 +333,7 @@ class _Generator:
     def _number(self, schema: dict[str, Any], integer: bool, index: int) -> int | float:
         if self.values is not None:
             found = self.values.take_number(
-                lambda v: _fits(schema, v, self.root, 0) and (not integer or float(v).is_integer())
+                lambda v: fits(schema, v, root=self.root) and (not integer or float(v).is_integer())
             )
             if found is not None:
                 return int(found) if integer else found
@@ -372,8 +345,8 @@ class _Generator:
         if self.values is not None:
 
             def accept(s: Any) -> bool:
-                return (pattern is None or pattern.match(s) is not None) and _fits(
-                    schema, s, self.root, 0
+                return (pattern is None or pattern.match(s) is not None) and fits(
+                    schema, s, root=self.root
                 )
 
             found = self.values.take_string(accept)
@@ -392,9 +365,9 @@ class _Generator:
 
 
 def _number_in_range(schema: dict[str, Any], integer: bool, index: int) -> int | float:
-    low, low_open = _bound(schema, "minimum", "exclusiveMinimum")
-    high, high_open = _bound(schema, "maximum", "exclusiveMaximum")
-    step = _num(schema.get("multipleOf"))
+    low, low_open = bound(schema, "minimum", "exclusiveMinimum")
+    high, high_open = bound(schema, "maximum", "exclusiveMaximum")
+    step = num(schema.get("multipleOf"))
     if step is not None and step <= 0:
         step = None
     elif step is not None and integer and not float(step).is_integer():
@@ -422,25 +395,6 @@ def _number_in_range(schema: dict[str, Any], integer: bool, index: int) -> int |
     return number
 
 
-def _bound(schema: dict[str, Any], inclusive: str, exclusive: str) -> tuple[float | None, bool]:
-    value = _num(schema.get(inclusive))
-    flag = schema.get(exclusive)
-    if isinstance(flag, bool):  # draft 4: a flag on the inclusive bound
-        return value, flag
-    other = _num(flag)
-    if other is not None and (value is None or other >= value):
-        return other, True
-    return value, False
-
-
-def _num(value: Any) -> int | float | None:
-    return value if _is_number(value) else None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _integer_multiple(step: float) -> int:
     """The smallest integer multiple of a fractional ``multipleOf``."""
     exact = Decimal(str(step))
@@ -464,146 +418,6 @@ def _multiple_in_range(
         first = min(first, math.floor(high / step))
     for k in range(first + index, first + index + 100):
         value: int | float = int(exact * k) if (exact * k) % 1 == 0 else float(exact * k)
-        if _number_fits(schema, value):
+        if number_fits(schema, value):
             return value
     return int(exact) if integer else float(exact)
-
-
-def _type_matches(kind: str, value: Any) -> bool:
-    if kind == "object":
-        return isinstance(value, dict)
-    if kind == "array":
-        return isinstance(value, list)
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "null":
-        return value is None
-    if kind == "integer":
-        return _is_number(value) and float(value).is_integer()
-    if kind == "number":
-        return _is_number(value)
-    return True
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return bool(a == b)
-
-
-def _fits(schema: Schema, value: Any, root: Schema, depth: int) -> bool:
-    schema = _deref(schema, root)
-    if schema is True or schema is None:
-        return True
-    if schema is False or not isinstance(schema, dict):
-        return False
-    if depth > _HARD_DEPTH:
-        return True
-    nested = depth + 1
-    declared = schema.get("type")
-    if declared is not None:
-        kinds = declared if isinstance(declared, list) else [declared]
-        if not any(_type_matches(str(k), value) for k in kinds):
-            return False
-    if "const" in schema and not _equal(schema["const"], value):
-        return False
-    if isinstance(schema.get("enum"), list) and not any(_equal(e, value) for e in schema["enum"]):
-        return False
-    if isinstance(schema.get("allOf"), list) and not all(
-        _fits(s, value, root, nested) for s in schema["allOf"]
-    ):
-        return False
-    if isinstance(schema.get("anyOf"), list) and not any(
-        _fits(s, value, root, nested) for s in schema["anyOf"]
-    ):
-        return False
-    if isinstance(schema.get("oneOf"), list) and (
-        sum(_fits(s, value, root, nested) for s in schema["oneOf"]) != 1
-    ):
-        return False
-    if "not" in schema and _fits(schema["not"], value, root, nested):
-        return False
-    if _is_number(value) and not _number_fits(schema, value):
-        return False
-    if isinstance(value, str) and not _string_fits(schema, value):
-        return False
-    if isinstance(value, list) and not _array_fits(schema, value, root, nested):
-        return False
-    return not (isinstance(value, dict) and not _object_fits(schema, value, root, nested))
-
-
-def _number_fits(schema: dict[str, Any], value: float) -> bool:
-    low, low_open = _bound(schema, "minimum", "exclusiveMinimum")
-    high, high_open = _bound(schema, "maximum", "exclusiveMaximum")
-    if low is not None and (value < low or (low_open and value == low)):
-        return False
-    if high is not None and (value > high or (high_open and value == high)):
-        return False
-    step = _num(schema.get("multipleOf"))
-    if step is not None and step > 0:
-        if isinstance(step, float):
-            quotient = value / step
-            return not math.isfinite(quotient) or int(quotient) == quotient
-        return not (value % step)
-    return True
-
-
-def _string_fits(schema: dict[str, Any], value: str) -> bool:
-    low, high = schema.get("minLength"), schema.get("maxLength")
-    if isinstance(low, int) and len(value) < low:
-        return False
-    if isinstance(high, int) and len(value) > high:
-        return False
-    pattern = schema.get("pattern")
-    if isinstance(pattern, str):
-        try:
-            return re.search(pattern, value) is not None
-        except re.error:
-            return True
-    return True
-
-
-def _array_fits(schema: dict[str, Any], value: list[Any], root: Schema, depth: int) -> bool:
-    low, high = schema.get("minItems"), schema.get("maxItems")
-    if isinstance(low, int) and len(value) < low:
-        return False
-    if isinstance(high, int) and len(value) > high:
-        return False
-    prefix = schema.get("prefixItems")
-    items = schema.get("items")
-    if isinstance(items, list):
-        prefix, items = items, schema.get("additionalItems")
-    start = 0
-    if isinstance(prefix, list):
-        start = len(prefix)
-        if not all(_fits(s, v, root, depth) for s, v in zip(prefix, value, strict=False)):
-            return False
-    if items is not None and not all(_fits(items, v, root, depth) for v in value[start:]):
-        return False
-    if schema.get("uniqueItems") is True:
-        for i, a in enumerate(value):
-            if any(_equal(a, b) for b in value[i + 1 :]):
-                return False
-    return True
-
-
-def _object_fits(schema: dict[str, Any], value: dict[str, Any], root: Schema, depth: int) -> bool:
-    required = schema.get("required")
-    if isinstance(required, list) and any(r not in value for r in required):
-        return False
-    low, high = schema.get("minProperties"), schema.get("maxProperties")
-    if isinstance(low, int) and len(value) < low:
-        return False
-    if isinstance(high, int) and len(value) > high:
-        return False
-    properties = schema.get("properties") or {}
-    extra = schema.get("additionalProperties", True)
-    for key, item in value.items():
-        if key in properties:
-            if not _fits(properties[key], item, root, depth):
-                return False
-        elif extra is False or (isinstance(extra, dict) and not _fits(extra, item, root, depth)):
-            return False
-    return True
