@@ -179,6 +179,13 @@ class _StreamReader:
         )
 
 
+def _transport_error(exc: httpx.TransportError, doing: str) -> APIConnectionError:
+    """The core's error for an httpx transport failure while ``doing`` something."""
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{doing} timed out: {exc}")
+    return APIConnectionError(f"{doing} failed: {exc}")
+
+
 def _loads_or_text(data: str) -> Any:
     try:
         value = json.loads(data)
@@ -381,10 +388,8 @@ class TokenHubClient:
                     response = http.send(self._request(http, call), stream=True)
                 else:
                     response = http.handle_request(self._request(None, call))
-            except httpx.TimeoutException as exc:
-                error: TokenHubError = APITimeoutError(f"request to TokenHub timed out: {exc}")
             except httpx.TransportError as exc:
-                error = APIConnectionError(f"connection to TokenHub failed: {exc}")
+                error: TokenHubError = _transport_error(exc, "the request to TokenHub")
             else:
                 if response.is_success:
                     return response
@@ -408,10 +413,8 @@ class TokenHubClient:
         response = self._send(call)
         try:
             content = response.read()
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(f"reading TokenHub's answer timed out: {exc}") from exc
         except httpx.TransportError as exc:
-            raise APIConnectionError(f"reading TokenHub's answer failed: {exc}") from exc
+            raise _transport_error(exc, "reading TokenHub's answer") from exc
         finally:
             response.close()
             call.meters.release()
@@ -444,10 +447,8 @@ class TokenHubClient:
                     response = await http.send(self._request(http, call), stream=True)
                 else:
                     response = await http.handle_async_request(self._request(None, call))
-            except httpx.TimeoutException as exc:
-                error: TokenHubError = APITimeoutError(f"request to TokenHub timed out: {exc}")
             except httpx.TransportError as exc:
-                error = APIConnectionError(f"connection to TokenHub failed: {exc}")
+                error: TokenHubError = _transport_error(exc, "the request to TokenHub")
             else:
                 if response.is_success:
                     return response
@@ -471,10 +472,8 @@ class TokenHubClient:
         response = await self._asend(call)
         try:
             content = await response.aread()
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(f"reading TokenHub's answer timed out: {exc}") from exc
         except httpx.TransportError as exc:
-            raise APIConnectionError(f"reading TokenHub's answer failed: {exc}") from exc
+            raise _transport_error(exc, "reading TokenHub's answer") from exc
         finally:
             await response.aclose()
             call.meters.release()
