@@ -243,7 +243,6 @@ def build_body(
             body[key] = value
     if extra_body:
         body.update(extra_body)
-    body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
     if body.get("max_tokens") is None:
         body["max_tokens"] = DEFAULT_MAX_TOKENS
     check_sampling_params(

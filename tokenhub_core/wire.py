@@ -2,7 +2,8 @@
 
 Response models accept unknown fields and unknown enum values (``finish_reason`` is a plain string),
 so a new server field never breaks a user. The client builds requests as plain dicts
-(`tokenhub_core.params`); `ChatCompletionRequest` documents their shape, for the emulator.
+(`tokenhub_core.params`); `ChatCompletionRequest` documents their shape (the tests check
+the client's requests against it).
 """
 
 from __future__ import annotations

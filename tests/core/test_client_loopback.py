@@ -188,3 +188,21 @@ def test_proxy_environment_is_honored(
     monkeypatch.setattr(client_module, "_pools", client_module._DefaultPools())
     with pytest.raises(errors.NotFoundError):
         client.chat(model=MODEL, messages=USER)
+
+
+def test_wire_models_describe_what_crosses_the_wire(tokenhub_emulator: TokenHubEmulator) -> None:
+    from tokenhub_core.wire import ChatCompletionRequest, ErrorBody
+
+    client = TokenHubClient()
+    client.chat(model=MODEL, messages=USER, tools=[WEATHER_TOOL], tool_choice="required", stop="x")
+    list(client.stream(model=MODEL, messages=USER, temperature=0.2, user="u1"))
+    for recorded in tokenhub_emulator.requests:
+        request = ChatCompletionRequest.model_validate(recorded.body)
+        assert request.model == MODEL and request.max_tokens == 1024
+    response = httpx.post(
+        f"{tokenhub_emulator.base_url}/chat/completions",
+        json={"model": MODEL, "messages": USER, "temperature": 3},
+        headers={"Authorization": f"Bearer {tokenhub_emulator.api_key}"},
+    )
+    error = ErrorBody.model_validate_json(response.content).error
+    assert response.status_code == 400 and error.param == "temperature" and error.message
