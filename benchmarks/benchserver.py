@@ -44,8 +44,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 # the server does not estimate prompt tokens per call.
 _SNIPPET = r"""
 import json, sys
-from tokenhub_core.emulator import TokenHubEmulator
-from tokenhub_core.emulator.replies import token_pieces
+from tokenhub_emulator import TokenHubEmulator
+from tokenhub_emulator.replies import token_pieces
 
 config = json.loads(sys.argv[1])
 emulators = {name: TokenHubEmulator().start() for name in config}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tokenhub_core import DEFAULT_BASE_URL, CostMeter, TokenHubError, track_cost
 
 if TYPE_CHECKING:
-    from tokenhub_core.emulator import TokenHubEmulator
+    from tokenhub_emulator import TokenHubEmulator
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "data"
 MAX_TOKENS = 400  # keeps a real run cheap
@@ -43,7 +43,7 @@ def connect() -> TokenHubEmulator | None:
         base_url = os.environ.get("TOKENHUB_BASE_URL") or DEFAULT_BASE_URL
         print(f"TOKENHUB_API_KEY is set: using TokenHub at {base_url}")
         return None
-    from tokenhub_core.emulator import TokenHubEmulator
+    from tokenhub_emulator import TokenHubEmulator
 
     emulator = TokenHubEmulator().start()
     os.environ["TOKENHUB_BASE_URL"] = emulator.base_url

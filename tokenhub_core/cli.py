@@ -110,7 +110,7 @@ def _chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from tokenhub_core.emulator.__main__ import main as serve
+    from tokenhub_emulator.__main__ import main as serve
 
     argv = ["--host", args.host, "--port", str(args.port), "--latency-ms", str(args.latency_ms)]
     if args.keepalive is not None:

@@ -11,7 +11,7 @@ import pytest
 
 from tokenhub_core import MODELS
 from tokenhub_core.cli import main
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 
 def test_models_prints_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:

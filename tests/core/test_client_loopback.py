@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tokenhub_core import TokenHubClient, errors, track_cost
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 MODEL = "anthropic/claude-haiku-4-5"
 USER = [{"role": "user", "content": "Say something about pools."}]

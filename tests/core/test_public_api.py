@@ -50,7 +50,7 @@ def test_importing_the_core_imports_no_framework_and_no_emulator() -> None:
         "import sys, tokenhub_core, tokenhub_core.client, tokenhub_core.cost;"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('langchain_core', 'llama_index', 'starlette', 'uvicorn', 'openai') "
-        "or m.startswith('tokenhub_core.emulator')];"
+        "or m.startswith('tokenhub_emulator')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run(

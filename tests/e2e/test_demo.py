@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.offline import offline_env
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from llama_index_tokenhub import TokenHub
 from tests.llama_index import fixtures
 from tests.llama_index.fixtures import chat_bodies
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 llm = fixtures.llm
 make_llm = fixtures.make_llm

@@ -10,7 +10,7 @@ from llama_index.core.chat_engine.types import ChatMode
 
 from tests.llama_index import fixtures
 from tests.llama_index.fixtures import chat_bodies
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 llama_settings = fixtures.llama_settings
 llm = fixtures.llm

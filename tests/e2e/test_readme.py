@@ -22,8 +22,8 @@ from llama_index.core import Settings
 from langchain_tokenhub import ChatTokenHub
 from llama_index_tokenhub import TokenHub
 from tokenhub_core import DEFAULT_BASE_URL, DEFAULT_MODEL, TokenHubClient
-from tokenhub_core.emulator import TokenHubEmulator
 from tokenhub_core.params import DEFAULT_MAX_TOKENS
+from tokenhub_emulator import TokenHubEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.emulator.helpers import ADD_TOOL, MODEL, WEATHER_TOOL, chat
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
 

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.emulator.helpers import ADD_TOOL, MODEL, WEATHER_TOOL
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 PNG_URL = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokenhub_core.emulator.schema_values import PromptValues, fits, generate
+from tokenhub_emulator.schema_values import PromptValues, fits, generate
 
 VALIDATOR = jsonschema.Draft202012Validator
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,7 +12,7 @@ import pytest
 
 from tests.emulator.helpers import MODEL, chat, chunks, sse, streamed_text
 from tokenhub_core.catalog import resolve_model
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 USAGE = {"include_usage": True}
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.emulator.helpers import chat
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 
 def _threads() -> set[str]:
@@ -95,7 +95,7 @@ def test_the_fixture_resets_between_tests_part_two(tokenhub_emulator: TokenHubEm
 
 def test_python_m_emulator_prints_url_and_key_first_and_stops_on_ctrl_c() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tokenhub_core.emulator", "--port", "0", "--latency-ms", "1"],
+        [sys.executable, "-m", "tokenhub_emulator", "--port", "0", "--latency-ms", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -129,7 +129,7 @@ def test_python_m_emulator_prints_url_and_key_first_and_stops_on_ctrl_c() -> Non
 
 def test_python_m_emulator_help() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tokenhub_core.emulator", "--help"],
+        [sys.executable, "-m", "tokenhub_emulator", "--help"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -141,11 +141,11 @@ def test_python_m_emulator_help() -> None:
 
 def test_importing_the_core_or_the_plugin_does_not_import_the_server() -> None:
     code = (
-        "import sys, tokenhub_core, tokenhub_core.emulator, tokenhub_core.emulator.pytest_plugin\n"
-        "heavy = [m for m in ('starlette', 'uvicorn', 'tokenhub_core.emulator.server') "
+        "import sys, tokenhub_core, tokenhub_emulator, tokenhub_emulator.pytest_plugin\n"
+        "heavy = [m for m in ('starlette', 'uvicorn', 'tokenhub_emulator.server') "
         "if m in sys.modules]\n"
         "assert not heavy, heavy\n"
-        "from tokenhub_core.emulator import TokenHubEmulator\n"
+        "from tokenhub_emulator import TokenHubEmulator\n"
         "assert 'uvicorn' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -156,7 +156,7 @@ def test_the_plugin_is_registered_through_the_entry_point(
 ) -> None:
     plugin = pytestconfig.pluginmanager.get_plugin("tokenhub_emulator")
     assert plugin is not None
-    assert plugin.__name__ == "tokenhub_core.emulator.pytest_plugin"
+    assert plugin.__name__ == "tokenhub_emulator.pytest_plugin"
 
 
 def test_a_small_answer_arrives_in_one_segment(tokenhub_emulator: TokenHubEmulator) -> None:
@@ -181,7 +181,7 @@ def test_an_internal_error_is_still_an_openai_shaped_500(
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("tokenhub_core.emulator.app.answer", broken)
+    monkeypatch.setattr("tokenhub_emulator.app.answer", broken)
     response = httpx.post(
         f"{tokenhub_emulator.base_url}/chat/completions",
         json=chat(),

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.emulator.helpers import ADD_TOOL, WEATHER_TOOL, chat, chunks, sse, streamed_text
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 USAGE = {"include_usage": True}
 

@@ -32,7 +32,6 @@ from tests.langchain._images import PNG_BYTES
 from tokenhub_core import client as core_client
 from tokenhub_core import track_cost
 from tokenhub_core.catalog import cost_usd
-from tokenhub_core.emulator import TokenHubEmulator
 from tokenhub_core.errors import (
     APIResponseError,
     AuthenticationError,
@@ -42,6 +41,7 @@ from tokenhub_core.errors import (
     RateLimitError,
     StreamInterruptedError,
 )
+from tokenhub_emulator import TokenHubEmulator
 
 MODEL = "anthropic/claude-sonnet-4-6"
 MODES = ["invoke", "ainvoke", "stream", "astream"]

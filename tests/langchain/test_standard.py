@@ -18,7 +18,7 @@ from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_tokenhub import ChatTokenHub
 from tests.langchain._images import PNG_BYTES
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 MODEL = "anthropic/claude-sonnet-4-6"
 OTHER_MODEL = "anthropic/claude-haiku-4-5"

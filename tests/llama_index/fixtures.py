@@ -12,7 +12,7 @@ from llama_index.core import Settings
 from llama_index.core.embeddings import MockEmbedding
 
 from llama_index_tokenhub import TokenHub
-from tokenhub_core.emulator import TokenHubEmulator
+from tokenhub_emulator import TokenHubEmulator
 
 _SETTINGS_SLOTS = (
     "_llm",

@@ -9,13 +9,13 @@ import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
 from llama_index_tokenhub import TokenHub
-from tokenhub_core.emulator import TokenHubEmulator
 from tokenhub_core.errors import (
     APIResponseError,
     AuthenticationError,
     InternalServerError,
     StreamInterruptedError,
 )
+from tokenhub_emulator import TokenHubEmulator
 
 FAST_RETRY = {"retry-after-ms": "1"}
 PROMPT = [ChatMessage(role="user", content="a question long enough to stream in several pieces")]

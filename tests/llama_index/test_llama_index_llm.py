@@ -22,8 +22,8 @@ from llama_index_tokenhub import DEFAULT_CONTEXT_WINDOW, TokenHub
 from tests.llama_index._images import PNG_1X1
 from tests.llama_index.fixtures import chat_bodies
 from tokenhub_core import MODELS
-from tokenhub_core.emulator import TokenHubEmulator
 from tokenhub_core.errors import InternalServerError, InvalidParameterError, MissingAPIKeyError
+from tokenhub_emulator import TokenHubEmulator
 
 SECRET = "th-very-secret-key-0123456789"
 

@@ -26,8 +26,8 @@ from pydantic import Field
 
 from llama_index_tokenhub import TokenHub
 from tokenhub_core import track_cost
-from tokenhub_core.emulator import TokenHubEmulator
 from tokenhub_core.errors import StreamInterruptedError
+from tokenhub_emulator import TokenHubEmulator
 
 _LLM_EVENTS = (
     LLMChatStartEvent,

@@ -1,4 +1,4 @@
-"""``python -m tokenhub_core.emulator``: serve the emulator until Ctrl-C.
+"""``python -m tokenhub_emulator``: serve the emulator until Ctrl-C.
 
 The first line printed holds the base URL and a usable key, as shell assignments.
 """
@@ -15,7 +15,7 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tokenhub_core.emulator",
+        prog="python -m tokenhub_emulator",
         description="Serve a local TokenHub emulator (OpenAI chat-completions wire format).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator in the foreground; returns the exit status."""
     args = _parser().parse_args(argv)
-    from tokenhub_core.emulator.server import TokenHubEmulator
+    from tokenhub_emulator.server import TokenHubEmulator
 
     emulator = TokenHubEmulator(
         host=args.host,

@@ -15,8 +15,8 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from tokenhub_core.emulator.app import DroppedConnectionFilter, create_app
-from tokenhub_core.emulator.state import EmulatorState
+from tokenhub_emulator.app import DroppedConnectionFilter, create_app
+from tokenhub_emulator.state import EmulatorState
 
 __all__ = ["TokenHubEmulator"]
 

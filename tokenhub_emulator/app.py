@@ -17,10 +17,10 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tokenhub_core.catalog import MODELS
-from tokenhub_core.emulator.checks import ChatRequest, RequestError, check_api_key, check_request
-from tokenhub_core.emulator.encode import completion_body, error_body, error_event, stream_events
-from tokenhub_core.emulator.replies import Reply, answer, scripted_reply
-from tokenhub_core.emulator.state import (
+from tokenhub_emulator.checks import ChatRequest, RequestError, check_api_key, check_request
+from tokenhub_emulator.encode import completion_body, error_body, error_event, stream_events
+from tokenhub_emulator.replies import Reply, answer, scripted_reply
+from tokenhub_emulator.state import (
     CallPlan,
     EmulatorState,
     LedgerEntry,

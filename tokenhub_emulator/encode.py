@@ -10,7 +10,7 @@ import json
 from json.encoder import encode_basestring
 from typing import Any
 
-from tokenhub_core.emulator.replies import Reply, token_pieces
+from tokenhub_emulator.replies import Reply, token_pieces
 
 __all__ = ["DONE_EVENT", "completion_body", "error_body", "error_event", "stream_events"]
 

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tokenhub_core.emulator.server import TokenHubEmulator
+    from tokenhub_emulator.server import TokenHubEmulator
 
 
 @pytest.fixture(scope="session")
 def tokenhub_emulator_session() -> Iterator[TokenHubEmulator]:
     """The session's emulator server, shared and not reset between tests."""
     try:
-        from tokenhub_core.emulator.server import TokenHubEmulator
+        from tokenhub_emulator.server import TokenHubEmulator
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError(
             "the tokenhub_emulator fixture needs the emulator extra: "

@@ -1,6 +1,6 @@
 """A local TokenHub server for offline development, demos and tests (the ``emulator`` extra).
 
-``from tokenhub_core.emulator import TokenHubEmulator`` imports starlette and uvicorn; importing
+``from tokenhub_emulator import TokenHubEmulator`` imports starlette and uvicorn; importing
 this package alone does not, so the pytest plugin stays cheap where they are not installed.
 """
 
@@ -9,19 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tokenhub_core.emulator.server import TokenHubEmulator
-    from tokenhub_core.emulator.state import Ledger, LedgerEntry, RecordedRequest
+    from tokenhub_emulator.server import TokenHubEmulator
+    from tokenhub_emulator.state import Ledger, LedgerEntry, RecordedRequest
 
 __all__ = ["Ledger", "LedgerEntry", "RecordedRequest", "TokenHubEmulator"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "TokenHubEmulator":
-        from tokenhub_core.emulator.server import TokenHubEmulator
+        from tokenhub_emulator.server import TokenHubEmulator
 
         return TokenHubEmulator
     if name in ("Ledger", "LedgerEntry", "RecordedRequest"):
-        from tokenhub_core.emulator import state
+        from tokenhub_emulator import state
 
         return getattr(state, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

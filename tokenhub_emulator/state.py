@@ -17,7 +17,7 @@ from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, Literal
 
-from tokenhub_core.emulator.replies import ScriptedReply
+from tokenhub_emulator.replies import ScriptedReply
 
 __all__ = [
     "EmulatorState",

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tokenhub_core.emulator.checks import ChatRequest, ImageRef, ToolSpec, image_ref
-from tokenhub_core.emulator.schema_values import PromptValues, generate, quoted_strings
+from tokenhub_emulator.checks import ChatRequest, ImageRef, ToolSpec, image_ref
+from tokenhub_emulator.schema_values import PromptValues, generate, quoted_strings
 
 __all__ = [
     "IMAGE_TOKENS",
