@@ -8,6 +8,7 @@ the catalog uses the standard (non-beta) window of each model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +20,7 @@ __all__ = [
     "ModelInfo",
     "canonical_model_id",
     "cost_usd",
+    "price_call",
     "resolve_model",
 ]
 
@@ -138,12 +140,41 @@ def canonical_model_id(model: str) -> str:
     return PROVIDER_PREFIX + model
 
 
+_DATED = re.compile(r"^(?P<base>.+?)-(?:20\d{6}|\d{8})$")
+
+
 def resolve_model(model: str) -> ModelInfo | None:
-    """The catalog entry for either id form, or None for a model the catalog does not know."""
-    return MODELS._by_id.get(canonical_model_id(model))
+    """The catalog entry for a model id, or None for a model the catalog does not know.
+
+    Either id form works, and so does a dated snapshot id as servers report it
+    (``claude-haiku-4-5-20251001`` is Haiku 4.5; ``claude-3-5-sonnet-20241022`` is the
+    ``-latest`` alias's entry).
+    """
+    model_id = canonical_model_id(model)
+    info = MODELS._by_id.get(model_id)
+    if info is None and (dated := _DATED.match(model_id)):
+        base = dated["base"]
+        info = MODELS._by_id.get(base) or MODELS._by_id.get(base + "-latest")
+    return info
 
 
 def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> Decimal | None:
     """Exact USD cost of a usage for ``model``; None when the catalog does not know the model."""
     info = resolve_model(model)
     return None if info is None else info.cost_usd(prompt_tokens, completion_tokens)
+
+
+def price_call(
+    requested_model: str, served_model: str | None, prompt_tokens: int, completion_tokens: int
+) -> tuple[str, Decimal | None]:
+    """The one pricing rule for a call: the model it is billed as, and its exact USD cost.
+
+    A call is priced as the model the server says it served when the catalog knows that id
+    (dated ids included), else as the model requested; the cost is None when the catalog knows
+    neither. Reply metadata, the cost meters and the emulator's ledger all use this function.
+    """
+    for model in (served_model, requested_model):
+        if model and (info := resolve_model(model)) is not None:
+            return info.id, info.cost_usd(prompt_tokens, completion_tokens)
+    model = served_model or requested_model
+    return canonical_model_id(model) if model else requested_model, None

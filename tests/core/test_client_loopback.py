@@ -175,17 +175,18 @@ def test_proxy_environment_is_honored(
     tokenhub_emulator: TokenHubEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Default pools skip httpx.Client's layers for speed, but not its proxy support."""
+    import tokenhub_core._pools as pools_module
     import tokenhub_core.client as client_module
 
     # A host that cannot be reached: without a proxy the call fails to connect...
     client = TokenHubClient(base_url="http://tokenhub.invalid/api/v1", max_retries=0)
-    monkeypatch.setattr(client_module, "_pools", client_module._DefaultPools())
+    monkeypatch.setattr(client_module, "_pools", pools_module._DefaultPools())
     with pytest.raises(errors.APIConnectionError):
         client.chat(model=MODEL, messages=USER)
     # ...and through a proxy (the emulator, which answers an absolute-form URL it does not
     # route with a 404) the request reaches the proxy.
     monkeypatch.setenv("HTTP_PROXY", tokenhub_emulator.base_url.removesuffix("/api/v1"))
-    monkeypatch.setattr(client_module, "_pools", client_module._DefaultPools())
+    monkeypatch.setattr(client_module, "_pools", pools_module._DefaultPools())
     with pytest.raises(errors.NotFoundError):
         client.chat(model=MODEL, messages=USER)
 
