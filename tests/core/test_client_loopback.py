@@ -181,7 +181,11 @@ def test_proxy_environment_is_honored(
     # A host that cannot be reached: without a proxy the call fails to connect...
     client = TokenHubClient(base_url="http://tokenhub.invalid/api/v1", max_retries=0)
     monkeypatch.setattr(client_module, "_pools", pools_module._DefaultPools())
-    with pytest.raises(errors.APIConnectionError):
+    monkeypatch.setattr(client_module, "_warned_plain_http", set())
+    with (
+        pytest.warns(UserWarning, match="sent in clear text"),
+        pytest.raises(errors.APIConnectionError),
+    ):
         client.chat(model=MODEL, messages=USER)
     # ...and through a proxy (the emulator, which answers an absolute-form URL it does not
     # route with a 404) the request reaches the proxy.

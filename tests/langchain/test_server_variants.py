@@ -14,7 +14,7 @@ from tests.server_variants import EXPECTED_CALL, EXPECTED_TEXT, VARIANTS, transp
 async def test_every_variant_streams_to_one_clean_message(variant: str, mode: str) -> None:
     llm = ChatTokenHub(
         api_key="th-test",
-        base_url="http://gateway.test/v1",
+        base_url="https://gateway.test/v1",
         http_client=httpx.Client(transport=transport(variant)),
         http_async_client=httpx.AsyncClient(transport=transport(variant)),
     )

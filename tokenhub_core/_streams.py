@@ -1,0 +1,287 @@
+"""Streamed replies: SSE bytes in, ``chat.completion.chunk``s out, sync and async.
+
+An abandoned stream (a ``break`` out of the loop, an exception in its body, a dropped reference)
+closes its connection and settles its meter as soon as the last reference to it goes: the
+generators below hold the client and the call but never the stream object that holds them, so no
+reference cycle waits for the garbage collector. When a collector does finalize one (a cycle the
+caller made), the closing is queued and done at the next safe point, since the collector may run
+while this thread holds the connection pool's lock or a meter's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from tokenhub_core._lifecycle import MAX_REPLY_BYTES, Lifecycle
+from tokenhub_core.cost import run_when_safe
+from tokenhub_core.errors import APIResponseError, StreamInterruptedError, request_id_from
+from tokenhub_core.sse import SSEDecoder
+from tokenhub_core.stream import ChunkAccumulator, completion_to_chunks
+from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, Usage, parse_lenient
+
+if TYPE_CHECKING:
+    from tokenhub_core.client import TokenHubClient
+
+__all__ = ["AsyncChatStream", "ChatStream", "error_event", "is_json"]
+
+
+def error_event(error: Any, request_id: str | None) -> APIResponseError:
+    fields = error if isinstance(error, dict) else {"message": str(error)}
+    return APIResponseError(
+        f"TokenHub reported an error: {fields.get('message') or fields}",
+        body=error,
+        request_id=request_id,
+        error_type=fields.get("type"),
+        code=None if fields.get("code") is None else str(fields.get("code")),
+    )
+
+
+def _loads_or_text(data: str) -> Any:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return {"message": data[:500]}
+    return value.get("error", value) if isinstance(value, dict) else {"message": data[:500]}
+
+
+def is_json(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-type", "").startswith("application/json")
+
+
+class _StreamReader:
+    """Streamed bytes in, chunks out: SSE, ``[DONE]``, error events, accumulation, size cap."""
+
+    __slots__ = ("_decoder", "_received", "accumulator", "done", "request_id")
+
+    def __init__(self, request_id: str | None) -> None:
+        self._decoder = SSEDecoder()
+        self._received = 0
+        self.accumulator = ChunkAccumulator()
+        self.done = False
+        self.request_id = request_id
+
+    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
+        self._received += len(data)
+        if self._received > MAX_REPLY_BYTES:
+            raise APIResponseError(
+                f"the stream is longer than {MAX_REPLY_BYTES:,} bytes, more than any legal"
+                " reply; reading stopped",
+                request_id=self.request_id,
+            )
+        chunks = []
+        for event in self._decoder.decode(data):
+            if self.done:
+                continue
+            if event.data == "[DONE]":
+                self.done = True
+                continue
+            if not event.data.strip():  # an empty data: line used as a keep-alive
+                continue
+            if event.event == "error":
+                raise error_event(_loads_or_text(event.data), self.request_id)
+            try:
+                chunk = parse_lenient(ChatCompletionChunk, event.data)
+            except (ValueError, RecursionError):  # ValidationError is a ValueError
+                raise APIResponseError(
+                    f"malformed stream event: {event.data[:120]!r}", request_id=self.request_id
+                ) from None
+            extra = chunk.__pydantic_extra__
+            if extra and "error" in extra:
+                raise error_event(extra["error"], self.request_id)
+            self.accumulator.add(chunk)
+            chunks.append(chunk)
+        return chunks
+
+    def feed_json(self, content: bytes, headers: Mapping[str, str]) -> list[ChatCompletionChunk]:
+        """A ``stream=true`` request answered with a plain JSON body: replay it as chunks."""
+        from tokenhub_core.client import parse_completion
+
+        chunks = completion_to_chunks(parse_completion(content, headers))
+        for chunk in chunks:
+            self.accumulator.add(chunk)
+        self.done = True
+        return chunks
+
+    def end(self) -> None:
+        self._decoder.flush()
+        if not self.done and not self.accumulator.finished:
+            raise StreamInterruptedError(
+                "the stream ended before the reply finished (no finish_reason, no [DONE])",
+                partial=self.accumulator.completion(),
+                request_id=self.request_id,
+            )
+
+    def interrupted(self, exc: Exception) -> StreamInterruptedError:
+        error = StreamInterruptedError(
+            f"the stream broke off: {type(exc).__name__}: {exc}",
+            partial=self.accumulator.completion(),
+            request_id=self.request_id,
+        )
+        error.__cause__ = exc
+        return error
+
+
+class _StreamState:
+    """What a stream's generator shares with the stream object (never the generator itself)."""
+
+    __slots__ = ("reader",)
+
+    def __init__(self) -> None:
+        self.reader: _StreamReader | None = None
+
+    def start(self, response: httpx.Response) -> _StreamReader:
+        self.reader = _StreamReader(request_id_from(response.headers))
+        return self.reader
+
+    @property
+    def usage(self) -> Usage | None:
+        return None if self.reader is None else self.reader.accumulator.usage
+
+    @property
+    def served_model(self) -> str | None:
+        return None if self.reader is None else self.reader.accumulator.model or None
+
+
+def _finish(life: Lifecycle, reader: _StreamReader) -> None:
+    reader.end()
+    accumulator = reader.accumulator
+    life.finish(accumulator.model, accumulator.usage, reader.request_id)
+
+
+def _chunks(
+    client: TokenHubClient, life: Lifecycle, state: _StreamState
+) -> Generator[ChatCompletionChunk, None, None]:
+    response = client._open(life)
+    reader = state.start(response)
+    try:
+        if is_json(response.headers):
+            yield from reader.feed_json(client._read(response, life), response.headers)
+        else:
+            for data in response.iter_bytes():
+                life.check_deadline()
+                yield from reader.feed(data)
+        _finish(life, reader)
+    except httpx.TransportError as exc:
+        raise reader.interrupted(exc) from exc
+    finally:
+        run_when_safe(response.close)
+        life.settle(state.usage, state.served_model)
+
+
+async def _achunks(
+    client: TokenHubClient, life: Lifecycle, state: _StreamState
+) -> AsyncGenerator[ChatCompletionChunk, None]:
+    response = await client._aopen(life)
+    reader = state.start(response)
+    try:
+        if is_json(response.headers):
+            for chunk in reader.feed_json(await client._aread(response, life), response.headers):
+                yield chunk
+        else:
+            async for data in response.aiter_bytes():
+                life.check_deadline()
+                for chunk in reader.feed(data):
+                    yield chunk
+        _finish(life, reader)
+    except httpx.TransportError as exc:
+        raise reader.interrupted(exc) from exc
+    finally:
+        try:
+            await response.aclose()
+        finally:
+            life.settle(state.usage, state.served_model)
+
+
+class _StreamBase:
+    def __init__(self, state: _StreamState) -> None:
+        self._state = state
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's request id, once the response has started."""
+        reader = self._state.reader
+        return None if reader is None else reader.request_id
+
+    @property
+    def usage(self) -> Usage | None:
+        """The last usage the server reported (None before it does)."""
+        return self._state.usage
+
+    def completion(self) -> ChatCompletion:
+        """Everything received so far, assembled into one ``chat.completion``."""
+        reader = self._state.reader
+        if reader is None:
+            raise RuntimeError("the stream has not started; iterate it first")
+        completion = reader.accumulator.completion()
+        completion._request_id = reader.request_id
+        return completion
+
+
+class ChatStream(_StreamBase):
+    """Iterator of ``chat.completion.chunk``s, sent on first use; a context manager.
+
+    ``close()`` (or leaving the ``with`` block, or dropping the last reference) ends it early: the
+    connection is closed and the call is metered with the usage received, else at its worst case.
+    """
+
+    def __init__(self, client: TokenHubClient, life: Lifecycle) -> None:
+        state = _StreamState()
+        super().__init__(state)
+        self._chunks = _chunks(client, life, state)
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        # The generator itself, so a for loop pays no extra Python frame per chunk.
+        return self._chunks
+
+    def __next__(self) -> ChatCompletionChunk:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop reading and release the connection."""
+        self._chunks.close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncChatStream(_StreamBase):
+    """Async iterator of ``chat.completion.chunk``s; an async context manager; ``aclose()``."""
+
+    def __init__(self, client: TokenHubClient, life: Lifecycle) -> None:
+        state = _StreamState()
+        super().__init__(state)
+        self._chunks = _achunks(client, life, state)
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._chunks
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        await self._chunks.aclose()
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
