@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import json
 import os
+import re
 import threading
 import time
 import warnings
@@ -53,6 +54,7 @@ BASE_URL_ENV = "TOKENHUB_BASE_URL"
 _sleep = time.sleep
 _asleep = asyncio.sleep
 
+_KEY_IN_URL = re.compile(r"(?<![A-Za-z0-9])th-[A-Za-z0-9]")
 _warned_plain_http: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -110,7 +112,7 @@ def check_base_url(url: str) -> str:
         raise InvalidParameterError("base_url", redact(str(url)), "an http(s) URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise InvalidParameterError("base_url", redact(url), "an http:// or https:// URL")
-    if parsed.userinfo or "th-" in parsed.query.decode("ascii", errors="replace"):
+    if parsed.userinfo or _KEY_IN_URL.search(url):
         shown = str(parsed.copy_with(username=None, password=None, query=None))
         raise InvalidParameterError(
             "base_url",
