@@ -41,7 +41,8 @@ _START_TIMEOUT_S = 60.0
 _ROOT = Path(__file__).resolve().parent.parent
 
 # Runs in the child. `times=10**9` makes every call get the queued reply; the usage is fixed so
-# the server does not estimate prompt tokens per call.
+# the server does not estimate prompt tokens per call, and stays within the request's max_tokens
+# (1024), as a real server's does: a client may refuse usage that cannot be true.
 _SNIPPET = r"""
 import json, sys
 from tokenhub_emulator import TokenHubEmulator
@@ -54,7 +55,7 @@ def script():
     for name, emu in emulators.items():
         emu.reset()
         text = config[name]["text"]
-        usage = {"prompt_tokens": 10, "completion_tokens": len(token_pieces(text))}
+        usage = {"prompt_tokens": 10, "completion_tokens": min(len(token_pieces(text)), 1024)}
         emu.queue_reply(text=text, usage=usage, times=10**9)
         if config[name]["drip_s"]:
             emu.slow_drip(config[name]["drip_s"], times=10**9)
