@@ -10,8 +10,11 @@ while this thread holds the connection pool's lock or a meter's.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -173,30 +176,6 @@ def _chunks(
         life.settle(state.usage, state.served_model)
 
 
-async def _achunks(
-    client: TokenHubClient, life: Lifecycle, state: _StreamState
-) -> AsyncGenerator[ChatCompletionChunk, None]:
-    response = await client._aopen(life)
-    reader = state.start(response)
-    try:
-        if is_json(response.headers):
-            for chunk in reader.feed_json(await client._aread(response, life), response.headers):
-                yield chunk
-        else:
-            async for data in response.aiter_bytes():
-                life.check_deadline()
-                for chunk in reader.feed(data):
-                    yield chunk
-        _finish(life, reader)
-    except httpx.TransportError as exc:
-        raise reader.interrupted(exc) from exc
-    finally:
-        try:
-            await response.aclose()
-        finally:
-            life.settle(state.usage, state.served_model)
-
-
 class _StreamBase:
     def __init__(self, state: _StreamState) -> None:
         self._state = state
@@ -258,22 +237,97 @@ class ChatStream(_StreamBase):
 
 
 class AsyncChatStream(_StreamBase):
-    """Async iterator of ``chat.completion.chunk``s; an async context manager; ``aclose()``."""
+    """Async iterator of ``chat.completion.chunk``s; an async context manager; ``aclose()``.
+
+    Deliberately not an async generator: the event loop's shutdown closes every async generator
+    still alive at once, so a framework's generator that closes this stream in its own cleanup
+    would race it ("aclose(): asynchronous generator is already running"). Dropped unclosed, it
+    schedules its own closing on its loop.
+    """
 
     def __init__(self, client: TokenHubClient, life: Lifecycle) -> None:
         state = _StreamState()
         super().__init__(state)
-        self._chunks = _achunks(client, life, state)
+        self._client = client
+        self._life = life
+        self._response: httpx.Response | None = None
+        self._bytes: AsyncIterator[bytes] | None = None
+        self._pending: deque[ChatCompletionChunk] = deque()
+        self._finished = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        return self._chunks
+        return self
 
     async def __anext__(self) -> ChatCompletionChunk:
-        return await self._chunks.__anext__()
+        if self._pending:
+            return self._pending.popleft()
+        if self._finished:
+            raise StopAsyncIteration
+        try:
+            return await self._next()
+        except StopAsyncIteration:
+            await self.aclose()
+            raise
+        except httpx.TransportError as exc:
+            reader = self._state.reader
+            await self.aclose()
+            if reader is None:
+                raise
+            raise reader.interrupted(exc) from exc
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _next(self) -> ChatCompletionChunk:
+        life = self._life
+        if self._response is None:
+            self._loop = asyncio.get_running_loop()
+            self._response = response = await self._client._aopen(life)
+            started = self._state.start(response)
+            if is_json(response.headers):
+                content = await self._client._aread(response, life)
+                self._pending.extend(started.feed_json(content, response.headers))
+            else:
+                self._bytes = response.aiter_bytes().__aiter__()
+        reader = self._state.reader
+        assert reader is not None
+        while not self._pending:
+            if self._bytes is None:
+                break
+            try:
+                data = await self._bytes.__anext__()
+            except StopAsyncIteration:
+                break
+            life.check_deadline()
+            self._pending.extend(reader.feed(data))
+        if self._pending:
+            return self._pending.popleft()
+        _finish(life, reader)
+        raise StopAsyncIteration
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
-        await self._chunks.aclose()
+        if self._finished:
+            return
+        self._finished = True
+        response, self._response = self._response, None
+        try:
+            if response is not None:
+                await response.aclose()
+        finally:
+            self._life.settle(self._state.usage, self._state.served_model)
+
+    def __del__(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        response, loop = self._response, self._loop
+        if response is not None and loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(_close_later, response)
+        life, state = self._life, self._state
+        run_when_safe(lambda: life.settle(state.usage, state.served_model))
 
     async def __aenter__(self) -> AsyncChatStream:
         return self
@@ -285,3 +339,12 @@ class AsyncChatStream(_StreamBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_later(response: httpx.Response) -> None:
+    task = asyncio.get_running_loop().create_task(response.aclose())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
