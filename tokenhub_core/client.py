@@ -207,7 +207,7 @@ class TokenHubClient:
         self.deadline = None if deadline is None else float(deadline)
         self.default_headers = dict(default_headers or {})
         self._timeout_extension = _read_timeout_within(self.timeout, self.deadline)
-        self._urls: tuple[str, httpx.URL] = ("", httpx.URL(DEFAULT_BASE_URL))
+        self._urls: tuple[str, str, httpx.URL] = ("", "", httpx.URL(DEFAULT_BASE_URL))
         self._http_client = http_client
         self._http_async_client = http_async_client
 
@@ -219,10 +219,7 @@ class TokenHubClient:
     @property
     def base_url(self) -> str:
         """The base URL calls go to now: the argument, else ``TOKENHUB_BASE_URL``, else TokenHub."""
-        if self._base_url is not None:
-            return self._base_url
-        from_env = os.environ.get(BASE_URL_ENV)
-        return check_base_url(from_env) if from_env else DEFAULT_BASE_URL
+        return self._url()[0]
 
     def __repr__(self) -> str:
         key = "set" if self._api_key is not None else "from env"
@@ -238,14 +235,14 @@ class TokenHubClient:
             raise MissingAPIKeyError()
         return check_api_key(from_env)
 
-    def _url(self) -> httpx.URL:
-        base_url = self.base_url
-        cached_base, url = self._urls
-        if base_url != cached_base:
-            url = httpx.URL(f"{base_url}/chat/completions")
-            self._urls = (base_url, url)
-        _warn_if_plain_http(url)
-        return url
+    def _url(self) -> tuple[str, httpx.URL]:
+        """The base URL now and its endpoint; the environment is read on every call."""
+        given = self._base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        cached = self._urls
+        if given != cached[0]:
+            base_url = check_base_url(given)
+            cached = self._urls = (given, base_url, httpx.URL(f"{base_url}/chat/completions"))
+        return cached[1], cached[2]
 
     def _lifecycle(
         self,
@@ -282,7 +279,8 @@ class TokenHubClient:
         )
 
     def _request(self, http: httpx.Client | httpx.AsyncClient | None, call: Call) -> httpx.Request:
-        url = self._url()
+        url = self._url()[1]
+        _warn_if_plain_http(url)
         if http is not None:  # a full client: let it merge its own headers and settings
             request = http.build_request(
                 "POST", url, content=call.content, headers=call.headers, timeout=self.timeout
