@@ -243,6 +243,9 @@ _SCHEMA_INTROS = (
 )
 
 
+_INSTRUCTIONS_START = "The output should be formatted as a JSON instance"
+
+
 def _json_object_at(text: str, start: int) -> tuple[Any, int] | None:
     decoder = json.JSONDecoder()
     brace = text.find("{", start)
@@ -265,25 +268,34 @@ def schema_program(messages: Messages, text_of: TextOf) -> str | None:
     last = next((text_of(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
     system = "\n".join(text_of(m["content"]) for m in messages if m["role"] == "system")
     for text in (last, system):
-        intro = max(text.rfind(marker) for marker in _SCHEMA_INTROS)
-        if intro < 0:
+        found = _schema_after_intro(text)
+        if found is None:
             continue
-        # LlamaIndex leaves its template's escaped braces in: {{ }} stands for { }.
-        plain = text.replace("{{", "{").replace("}}", "}")
+        schema, before, after = found
+        prompt = f"{before}\n{after}" + (f"\n{last}" if text is system else "")
+        prompt = prompt.strip()
+        values = PromptValues(focus_section(prompt), prompt)
+        return json.dumps(generate(schema, values=values), ensure_ascii=False)
+    return None
+
+
+def _schema_after_intro(text: str) -> tuple[dict[str, Any], str, str] | None:
+    """The JSON schema after a "schema to follow" phrase; the text before and after the
+    instructions that carry it."""
+    # LlamaIndex leaves its template's escaped braces in: there {{ }} stands for { }.
+    unescaped = text.replace("{{", "{").replace("}}", "}")
+    for plain in (unescaped, text) if "{{" in text else (text, unescaped):
         intro = max(plain.rfind(marker) for marker in _SCHEMA_INTROS)
-        found = None
+        if intro < 0:
+            return None
         position = intro
         while (candidate := _json_object_at(plain, position)) is not None:
             value, end = candidate
             if isinstance(value, dict) and ("properties" in value or "type" in value):
-                found = value
-                break
+                opening = plain.find(_INSTRUCTIONS_START)
+                start = opening if 0 <= opening < intro else intro
+                return value, plain[:start], re.sub(r"^\s*```", "", plain[end:])
             position = end
-        if found is None:
-            continue
-        prompt = (plain[:intro] + "\n" + last if text is system else plain[:intro]).strip()
-        values = PromptValues(focus_section(prompt), prompt)
-        return json.dumps(generate(found, values=values), ensure_ascii=False)
     return None
 
 

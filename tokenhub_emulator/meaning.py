@@ -90,7 +90,8 @@ _OPENERS = _words(
     "Write Respond Reply Compute Calculate Look Search Check Fetch Set Be You Your We Our Yes "
     "No Ok OK Extract List Name Describe Explain Summarize Summarise Translate Add Multiply "
     "Book Send Create Look Each Today Entry Only Members Visitors At In On For From To By "
-    "With Here There Given Context Query Question Note Some Also"
+    "With Here There Given Context Query Question Note Some Also JSON API URL HTTP XML YAML "
+    "ID USD EUR"
 )
 _PLACE_AFTER = re.compile(
     r"\b(?:in|at|near|from|to|for|around|of)\s+((?:the\s+)?[\w'’.-]+(?:\s+[\w'’.-]+){0,3})",

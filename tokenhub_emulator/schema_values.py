@@ -179,16 +179,23 @@ class PromptValues:
         for word in near:
             if len(word) < 3:
                 continue
-            for part in self._parts:
-                pattern = rf"(?<!\w){re.escape(word)}\w*[^\d\n.]{{0,24}}?(-?\d+(?:\.\d+)?)"
-                for match in re.finditer(pattern, part, re.IGNORECASE):
-                    raw = match.group(1)
-                    value: int | float = float(raw) if "." in raw else int(raw)
-                    index = next((i for i, n in enumerate(self._numbers) if n == value), None)
-                    if index is not None and index not in self._used_numbers and accept(value):
-                        self._used_numbers.add(index)
-                        return value
+            after = rf"(?<!\w){re.escape(word)}\w*[^\d\n.]{{0,24}}?(-?\d+(?:\.\d+)?)"
+            before = rf"(-?\d+(?:\.\d+)?)[^\d\n.]{{0,24}}?(?<!\w){re.escape(word)}"
+            for pattern in (after, before):
+                for part in self._parts:
+                    for match in re.finditer(pattern, part, re.IGNORECASE):
+                        found = self._claim_number(match.group(1), accept)
+                        if found is not None:
+                            return found
         return num(_take(self._numbers, self._used_numbers, accept))
+
+    def _claim_number(self, raw: str, accept: Callable[[Any], bool]) -> int | float | None:
+        value: int | float = float(raw) if "." in raw else int(raw)
+        index = next((i for i, n in enumerate(self._numbers) if n == value), None)
+        if index is None or index in self._used_numbers or not accept(value):
+            return None
+        self._used_numbers.add(index)
+        return value
 
     def take_string(self, accept: Callable[[Any], bool], kind: FieldKind = "other") -> str | None:
         """The first unused phrase for a field of ``kind`` that ``accept`` allows."""
