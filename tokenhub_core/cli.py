@@ -37,16 +37,10 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float, default=None, help="0.0 to 1.0")
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
 
-    emulator = commands.add_parser("emulator", help="serve the local TokenHub emulator")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    emulator.add_argument("--latency-ms", type=float, default=0.0, help="delay before answers")
-    emulator.add_argument(
-        "--keepalive",
-        type=float,
-        default=None,
-        metavar="S",
-        help="send SSE keep-alive comments every S seconds",
+    # Its options belong to tokenhub_emulator (`python -m tokenhub_emulator --help`): main()
+    # hands everything after "emulator" over before parsing.
+    commands.add_parser(
+        "emulator", help="serve the local TokenHub emulator (see: tokenhub emulator --help)"
     )
     return parser
 
@@ -109,14 +103,11 @@ def _chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _emulator(args: argparse.Namespace) -> int:
-    from tokenhub_emulator.__main__ import main as serve
-
-    argv = ["--host", args.host, "--port", str(args.port), "--latency-ms", str(args.latency_ms)]
-    if args.keepalive is not None:
-        argv += ["--keepalive", str(args.keepalive)]
+def _emulator(argv: Sequence[str]) -> int:
     try:
-        return serve(argv)
+        from tokenhub_emulator.__main__ import main as serve
+
+        return serve(argv, prog="tokenhub emulator")
     except ImportError as exc:
         raise _Usage(
             f"the emulator needs the 'emulator' extra ({exc.name} is missing): "
@@ -130,6 +121,13 @@ class _Usage(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tokenhub`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        try:
+            return _emulator(argv[1:])
+        except _Usage as exc:
+            print(f"tokenhub: error: {exc}", file=sys.stderr)
+            return 1
     args = _build_parser().parse_args(argv)
     try:
         if args.command == "models":
@@ -137,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "chat":
             return _chat(args, sys.stdout, sys.stderr)
-        return _emulator(args)
+        return 0  # "emulator" was handled above
     except (TokenHubError, _Usage) as exc:
         print(f"tokenhub: error: {exc}", file=sys.stderr)
         return 1

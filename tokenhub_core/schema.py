@@ -5,7 +5,7 @@ and ``pattern``, array items/``prefixItems``/lengths/``uniqueItems``, object ``r
 ``properties`` / ``additionalProperties`` / size, ``allOf`` / ``anyOf`` / ``oneOf`` / ``not``,
 and local ``$ref`` / ``$defs``. Unknown keywords (``format`` among them) are accepted. Used by the
 emulator (to generate and check values) and by the adapters (to validate structured output that
-Claude's compatibility layer does not guarantee).
+Claude's compatibility layer does not guarantee). Only `fits` and `schema_errors` are public.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 __all__ = ["fits", "schema_errors"]
 
 Schema = Any  # a JSON schema: a dict, or True / False
-HARD_DEPTH = 40  # recursion bound for self-referencing schemas
+_HARD_DEPTH = 40  # recursion bound for self-referencing schemas
 
 
 def schema_errors(value: Any, schema: Schema, *, root: Schema | None = None) -> list[str]:
@@ -31,7 +31,7 @@ def fits(schema: Schema, value: Any, *, root: Schema | None = None) -> bool:
     return next(_errors(schema, value, schema if root is None else root, 0, "$"), None) is None
 
 
-def resolve(ref: str, root: Schema) -> Schema:
+def _resolve(ref: str, root: Schema) -> Schema:
     """The target of a local ``$ref`` (``#/$defs/Name``), or {} when it is not one."""
     if not ref.startswith("#"):
         return {}
@@ -49,12 +49,12 @@ def resolve(ref: str, root: Schema) -> Schema:
     return node
 
 
-def deref(schema: Schema, root: Schema) -> Schema:
+def _deref(schema: Schema, root: Schema) -> Schema:
     """``schema`` with a top-level ``$ref`` replaced by its target (siblings kept)."""
-    for _ in range(HARD_DEPTH):
+    for _ in range(_HARD_DEPTH):
         if not isinstance(schema, dict) or "$ref" not in schema:
             return schema
-        target = resolve(schema["$ref"], root)
+        target = _resolve(schema["$ref"], root)
         if not isinstance(target, dict):
             return target
         siblings = {k: v for k, v in schema.items() if k != "$ref"}
@@ -62,28 +62,24 @@ def deref(schema: Schema, root: Schema) -> Schema:
     return {}
 
 
-def bound(schema: dict[str, Any], inclusive: str, exclusive: str) -> tuple[float | None, bool]:
+def _bound(schema: dict[str, Any], inclusive: str, exclusive: str) -> tuple[float | None, bool]:
     """A numeric bound and whether it is exclusive (draft 4 flags and draft 6+ numbers)."""
-    value = num(schema.get(inclusive))
+    value = _num(schema.get(inclusive))
     flag = schema.get(exclusive)
     if isinstance(flag, bool):  # draft 4: a flag on the inclusive bound
         return value, flag
-    other = num(flag)
+    other = _num(flag)
     if other is not None and (value is None or other >= value):
         return other, True
     return value, False
 
 
-def num(value: Any) -> int | float | None:
-    return value if is_number(value) else None
+def _num(value: Any) -> int | float | None:
+    return value if _is_number(value) else None
 
 
-def is_number(value: Any) -> bool:
+def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def number_fits(schema: dict[str, Any], value: float) -> bool:
-    return next(_number_errors(schema, value, "$"), None) is None
 
 
 def _type_matches(kind: str, value: Any) -> bool:
@@ -98,9 +94,9 @@ def _type_matches(kind: str, value: Any) -> bool:
     if kind == "null":
         return value is None
     if kind == "integer":
-        return is_number(value) and float(value).is_integer()
+        return _is_number(value) and float(value).is_integer()
     if kind == "number":
-        return is_number(value)
+        return _is_number(value)
     return True
 
 
@@ -122,13 +118,13 @@ def _ok(schema: Schema, value: Any, root: Schema, depth: int) -> bool:
 
 
 def _errors(schema: Schema, value: Any, root: Schema, depth: int, path: str) -> Iterator[str]:
-    schema = deref(schema, root)
+    schema = _deref(schema, root)
     if schema is True or schema is None:
         return
     if schema is False or not isinstance(schema, dict):
         yield f"{path}: no value is allowed here"
         return
-    if depth > HARD_DEPTH:
+    if depth > _HARD_DEPTH:
         return
     nested = depth + 1
     declared = schema.get("type")
@@ -154,7 +150,7 @@ def _errors(schema: Schema, value: Any, root: Schema, depth: int, path: str) -> 
             yield f"{path}: matches {matching} of the oneOf shapes, not exactly one"
     if "not" in schema and _ok(schema["not"], value, root, nested):
         yield f"{path}: matches a shape it must not (not)"
-    if is_number(value):
+    if _is_number(value):
         yield from _number_errors(schema, value, path)
     elif isinstance(value, str):
         yield from _string_errors(schema, value, path)
@@ -165,13 +161,13 @@ def _errors(schema: Schema, value: Any, root: Schema, depth: int, path: str) -> 
 
 
 def _number_errors(schema: dict[str, Any], value: float, path: str) -> Iterator[str]:
-    low, low_open = bound(schema, "minimum", "exclusiveMinimum")
-    high, high_open = bound(schema, "maximum", "exclusiveMaximum")
+    low, low_open = _bound(schema, "minimum", "exclusiveMinimum")
+    high, high_open = _bound(schema, "maximum", "exclusiveMaximum")
     if low is not None and (value < low or (low_open and value == low)):
         yield f"{path}: {value!r} is below the {'exclusive ' if low_open else ''}minimum {low!r}"
     if high is not None and (value > high or (high_open and value == high)):
         yield f"{path}: {value!r} is above the {'exclusive ' if high_open else ''}maximum {high!r}"
-    step = num(schema.get("multipleOf"))
+    step = _num(schema.get("multipleOf"))
     if step is not None and step > 0:
         if isinstance(step, float):
             quotient = value / step

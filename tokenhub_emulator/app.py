@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any, Literal
 
 from starlette.applications import Starlette
@@ -16,12 +19,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tokenhub_core.catalog import MODELS
-from tokenhub_emulator.checks import ChatRequest, RequestError, check_api_key, check_request
+from tokenhub_core.catalog import MODELS, price_call
+from tokenhub_emulator.checks import (
+    ChatRequest,
+    RequestError,
+    check_api_key,
+    check_context_window,
+    check_request,
+)
+from tokenhub_emulator.control import CONTROL_PREFIX
 from tokenhub_emulator.encode import completion_body, error_body, error_event, stream_events
-from tokenhub_emulator.replies import Reply, answer, scripted_reply
+from tokenhub_emulator.limits import Refusal
+from tokenhub_emulator.replies import Reply, answer, prompt_tokens, scripted_reply
 from tokenhub_emulator.state import (
     CallPlan,
+    ControlError,
     EmulatorState,
     LedgerEntry,
     RecordedRequest,
@@ -181,8 +193,9 @@ def _json_answer(status: int, body: bytes, request_id: str, delay: float = 0.0) 
 
 
 class _Endpoints:
-    def __init__(self, state: EmulatorState) -> None:
+    def __init__(self, state: EmulatorState, control_token: str | None) -> None:
         self.state = state
+        self.control_token = control_token
 
     def _record(self, request: Request, raw: bytes, request_id: str) -> tuple[RecordedRequest, Any]:
         try:
@@ -213,22 +226,30 @@ class _Endpoints:
 
     async def chat(self, request: Request) -> Response:
         state = self.state
+        settings = state.settings
         request_id = state.next_request_id()
         recorded, body = self._record(request, await request.body(), request_id)
-        latency = state.latency_ms / 1000
+        latency = settings.latency_ms / 1000
         try:
             api_key = check_api_key(request.headers.get("authorization"))
             if body is _INVALID:
                 raise RequestError(400, "The request body is not valid JSON.", code="invalid_json")
-            chat = check_request(body)
+            chat = check_request(body, claude_rules=settings.claude_rules)
+            tokens = prompt_tokens(chat)
+            if settings.claude_rules:
+                check_context_window(chat, tokens)
         except RequestError as err:
             return self._error(recorded, err, latency)
+        admission = state.admit(api_key, tokens)
+        if isinstance(admission, Refusal):
+            return self._rate_limited(recorded, admission, latency)
         plan = state.take_plan(chat.stream)
         ids = request_id.removeprefix("req_")
         if plan.scripted is not None:
             reply = scripted_reply(chat, plan.scripted, f"call_{ids}_")
         else:
             reply = answer(chat, f"call_{ids}_")
+        state.spent(admission, reply.completion_tokens)
         completion_id = f"chatcmpl-{ids}"
         created = int(time.time())
         fault = plan.fault
@@ -252,6 +273,17 @@ class _Endpoints:
                 bill()
             return _json_answer(200, data, request_id, latency + plan.delay_headers_s)
         return self._stream(chat, reply, plan, request_id, completion_id, created, latency, bill)
+
+    def _rate_limited(self, recorded: RecordedRequest, refusal: Refusal, delay: float) -> _Answer:
+        self.state.answered(recorded, 429)
+        body = error_body(refusal.message, "rate_limit_error", "rate_limit_exceeded")
+        extra = [
+            ("retry-after", str(refusal.retry_after_s)),
+            (f"x-ratelimit-reset-{refusal.limit}", f"{refusal.retry_after_s}s"),
+        ]
+        headers = _headers(recorded.request_id, _JSON, extra)
+        headers.append((b"content-length", str(len(body)).encode()))
+        return _Answer(429, headers, [body], head_delay=delay)
 
     def _stream(
         self,
@@ -279,7 +311,11 @@ class _Endpoints:
             else:  # truncate: half the events, then half an event, then a clean end
                 keep = max(1, (len(events) - 1) // 2)
                 events = [*events[:keep], events[keep][: len(events[keep]) // 2]]
-        keepalive = self.state.keepalive_interval_s
+        settings = self.state.settings
+        keepalive = settings.keepalive_interval_s
+        gap = plan.drip_s
+        if settings.tokens_per_second:  # about one token per event
+            gap = max(gap, 1 / settings.tokens_per_second)
         head_delay = plan.delay_headers_s + (latency if keepalive is None else 0.0)
         return _Answer(
             200,
@@ -288,7 +324,7 @@ class _Endpoints:
             stream=True,
             head_delay=head_delay,
             first_event_delay=latency if keepalive is not None else 0.0,
-            gap=plan.drip_s,
+            gap=gap,
             keepalive=keepalive,
             ending=ending,
             before_last=bill,
@@ -309,6 +345,56 @@ class _Endpoints:
         body = json.dumps({"object": "list", "data": data}).encode()
         return _json_answer(200, body, request_id)
 
+    def _control_refusal(self, request: Request) -> RequestError | None:
+        token = self.control_token
+        if token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and secrets.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                return None
+            return RequestError(
+                401,
+                "The emulator's control API needs 'Authorization: Bearer <control token>'.",
+                type="authentication_error",
+            )
+        host = request.client.host if request.client else ""
+        if _is_loopback(host):
+            return None
+        return RequestError(
+            403,
+            f"The emulator's control API answers loopback clients only, not {host}; start "
+            "the emulator with a control token (--control-token) to script it from elsewhere.",
+            type="permission_error",
+        )
+
+    async def control(self, request: Request) -> Response:
+        request_id = self.state.next_request_id()
+        refusal = self._control_refusal(request)
+        if refusal is not None:
+            body = error_body(refusal.message, refusal.type, None)
+            return _json_answer(refusal.status, body, request_id)
+        op = request.path_params["op"]
+        try:
+            if request.method == "GET":
+                if op not in _CONTROL_READS:
+                    raise ControlError(f"GET {CONTROL_PREFIX}/{op}: use POST with JSON arguments")
+                args: Any = dict(request.query_params)
+            else:
+                raw = await request.body()
+                try:
+                    args = json.loads(raw) if raw.strip() else {}
+                except ValueError:
+                    raise ControlError("the body is not valid JSON") from None
+                if not isinstance(args, dict):
+                    raise ControlError("the body must be a JSON object of arguments")
+            result = self.state.apply(op, args)
+        except ControlError as err:
+            status = 404 if err.param == "op" else 400
+            body = error_body(err.message, "invalid_request_error", None, err.param)
+            return _json_answer(status, body, request_id)
+        return _json_answer(200, json.dumps(result).encode(), request_id)
+
     async def other(self, request: Request) -> Response:
         request_id = self.state.next_request_id()
         recorded, _ = self._record(request, await request.body(), request_id)
@@ -323,26 +409,37 @@ class _Endpoints:
 
 
 _INVALID = object()
+_CONTROL_READS = frozenset({"requests", "ledger", "configure"})
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _ledger_entry(request_id: str, api_key: str, chat: ChatRequest, reply: Reply) -> LedgerEntry:
+    model, cost = price_call(chat.model, reply.model, reply.prompt_tokens, reply.completion_tokens)
     return LedgerEntry(
         request_id=request_id,
         api_key=api_key,
-        model=chat.info.id,
+        model=model,
         requested_model=chat.model,
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
-        cost_usd=chat.info.cost_usd(reply.prompt_tokens, reply.completion_tokens),
+        cost_usd=cost if cost is not None else Decimal(0),
         stream=chat.stream,
+        billed_at=time.time(),
     )
 
 
-def create_app(state: EmulatorState) -> Starlette:
-    """The ASGI app serving TokenHub's API from ``state``."""
-    endpoints = _Endpoints(state)
+def create_app(state: EmulatorState, *, control_token: str | None = None) -> Starlette:
+    """The ASGI app serving TokenHub's API and the control API from ``state``."""
+    endpoints = _Endpoints(state, control_token)
     routes = [Route(path, endpoints.chat, methods=["POST"]) for path in CHAT_PATHS]
     routes += [Route(path, endpoints.models, methods=["GET"]) for path in MODELS_PATHS]
+    routes.append(Route(CONTROL_PREFIX + "/{op}", endpoints.control, methods=["GET", "POST"]))
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     routes.append(Route("/{path:path}", endpoints.other, methods=methods))
 

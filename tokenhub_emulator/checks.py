@@ -21,6 +21,7 @@ __all__ = [
     "RequestError",
     "ToolSpec",
     "check_api_key",
+    "check_context_window",
     "check_request",
 ]
 
@@ -92,6 +93,7 @@ class ChatRequest:
     info: ModelInfo
     messages: list[dict[str, Any]]
     max_tokens: int
+    max_tokens_given: bool  # False when the default applies
     stop: tuple[str, ...]
     stream: bool
     include_usage: bool
@@ -132,8 +134,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_request(body: Any) -> ChatRequest:
-    """Validate a parsed chat-completions body the way TokenHub does."""
+def check_request(body: Any, *, claude_rules: bool = True) -> ChatRequest:
+    """Validate a parsed chat-completions body the way TokenHub does.
+
+    With ``claude_rules`` it also refuses the conversations Claude refuses (see
+    `check_conversation`).
+    """
     if not isinstance(body, dict):
         raise _bad("The request body must be a JSON object.", None, "invalid_json")
     model = body.get("model")
@@ -158,7 +164,9 @@ def check_request(body: Any) -> ChatRequest:
             type="not_found_error",
         )
     _check_messages(messages)
-    max_tokens = _check_sampling(body, info)
+    if claude_rules:
+        check_conversation(messages)
+    max_tokens, given = _check_sampling(body, info)
     stop = _check_stop(body.get("stop"))
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
@@ -180,6 +188,7 @@ def check_request(body: Any) -> ChatRequest:
         info=info,
         messages=messages,
         max_tokens=max_tokens,
+        max_tokens_given=given,
         stop=stop,
         stream=bool(stream),
         include_usage=include_usage,
@@ -192,7 +201,7 @@ def check_request(body: Any) -> ChatRequest:
     )
 
 
-def _check_sampling(body: dict[str, Any], info: ModelInfo) -> int:
+def _check_sampling(body: dict[str, Any], info: ModelInfo) -> tuple[int, bool]:
     temperature = body.get("temperature")
     if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 1):
         raise _bad(f"temperature: {temperature!r} is not a number between 0 and 1.", "temperature")
@@ -202,7 +211,7 @@ def _check_sampling(body: dict[str, Any], info: ModelInfo) -> int:
     if temperature is not None and top_p is not None:
         raise _bad("temperature and top_p cannot both be specified; use one.", "top_p")
     limit = info.max_output_tokens
-    max_tokens = min(limit, DEFAULT_MAX_TOKENS)
+    max_tokens, given = min(limit, DEFAULT_MAX_TOKENS), False
     for name in ("max_tokens", "max_completion_tokens"):
         value = body.get(name)
         if value is None:
@@ -210,9 +219,96 @@ def _check_sampling(body: dict[str, Any], info: ModelInfo) -> int:
         if not _is_int(value) or value < 1:
             raise _bad(f"{name}: {value!r} is not an integer >= 1.", name)
         if value > limit:
-            raise _bad(f"{name}: {value} > {limit}, the maximum output tokens of {info.id}.", name)
-        max_tokens = value
-    return max_tokens
+            raise _bad(
+                f"{name}: {value} > {limit}, which is the maximum allowed number of output "
+                f"tokens for {info.id}",
+                name,
+            )
+        max_tokens, given = value, True
+    return max_tokens, given
+
+
+def check_context_window(request: ChatRequest, prompt_tokens: int) -> None:
+    """Claude's context-window rule: the prompt, and the prompt plus an explicit ``max_tokens``."""
+    window = request.info.context_window
+    if prompt_tokens > window:
+        raise _bad(
+            f"prompt is too long: {prompt_tokens} tokens > {window} maximum",
+            "messages",
+            "context_length_exceeded",
+        )
+    if request.max_tokens_given and prompt_tokens + request.max_tokens > window:
+        raise _bad(
+            f"input length and `max_tokens` exceed context limit: {prompt_tokens} + "
+            f"{request.max_tokens} > {window}, decrease input length or `max_tokens` and try again",
+            "max_tokens",
+            "context_length_exceeded",
+        )
+
+
+def check_conversation(messages: list[dict[str, Any]]) -> None:
+    """Claude's conversation rules, on messages already checked for shape.
+
+    A user turn is required; user messages need non-whitespace text or an image; an assistant
+    message without tool calls needs content unless it is the last one; every tool call needs its
+    result right after the assistant message that made it.
+    """
+    if not any(m["role"] == "user" for m in messages):
+        raise _bad(
+            "messages: at least one message with the user role is required; this conversation "
+            "has none",
+            "messages",
+        )
+    last = len(messages) - 1
+    pending: list[str] = []
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        role, content = message["role"], message.get("content")
+        if pending and role != "tool":
+            raise _bad(
+                f"{where}: tool call ids were found without a tool result right after them: "
+                f"{', '.join(pending)}. Each tool call needs a tool message with its "
+                "tool_call_id immediately after the assistant message.",
+                where,
+            )
+        if role == "tool":
+            pending = [p for p in pending if p != message.get("tool_call_id")]
+        elif role == "assistant":
+            pending = [c["id"] for c in message.get("tool_calls") or ()]
+            if not pending and i != last and not _has_text(content):
+                raise _bad(
+                    f"{where}.content: all messages must have non-empty content except for the "
+                    "optional final assistant message",
+                    f"{where}.content",
+                )
+        elif role == "user" and not _has_text(content) and not _has_image(content):
+            empty = all(t == "" for t in _texts(content))
+            detail = "must be non-empty" if empty else "must contain non-whitespace text"
+            raise _bad(f"{where}.content: text content blocks {detail}", f"{where}.content")
+    if pending:
+        raise _bad(
+            f"messages: tool call ids were found without a tool result after them: "
+            f"{', '.join(pending)}",
+            "messages",
+        )
+
+
+def _texts(content: Any) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text"]
+    return []
+
+
+def _has_text(content: Any) -> bool:
+    return any(t.strip() for t in _texts(content))
+
+
+def _has_image(content: Any) -> bool:
+    return isinstance(content, list) and any(
+        isinstance(p, dict) and p.get("type") == "image_url" for p in content
+    )
 
 
 def _check_stop(stop: Any) -> tuple[str, ...]:

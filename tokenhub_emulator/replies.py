@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokenhub_emulator.checks import ChatRequest, ImageRef, ToolSpec, image_ref
+from tokenhub_emulator.formats import (
+    condensed_question,
+    focus_section,
+    rag_answer,
+    react_step,
+    schema_program,
+    selection,
+)
 from tokenhub_emulator.schema_values import PromptValues, generate, quoted_strings
 
 __all__ = [
@@ -250,15 +258,90 @@ def _tools_to_call(request: ChatRequest, prompt: str) -> list[tuple[ToolSpec, st
     return chosen if request.parallel_tool_calls else chosen[:1]
 
 
+# fmt: off
+_NUMERIC_NAMES = frozenset((
+    "count", "age", "number", "price", "total", "amount", "quantity", "year", "score", "rating",
+    "size", "length", "width", "height", "weight", "percent", "percentage", "rank", "index", "id",
+    "num", "population", "distance", "duration",
+))
+# fmt: on
+_TYPE_WORDS = {
+    "integer": "integer",
+    "int": "integer",
+    "number": "number",
+    "float": "number",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "string": "string",
+    "str": "string",
+    "list": "array",
+    "array": "array",
+}
+
+
+def _key_schema(key: str, prompt: str) -> dict[str, Any]:
+    """The type of a JSON-mode key: as the prompt states it next to the key, else by its name."""
+    hint = re.search(
+        rf"{re.escape(key)}[\"'`]?\s*(?:\(|:|-|as|is|should be|must be)?\s*(?:an?\s+)?"
+        rf"({'|'.join(_TYPE_WORDS)})\b",
+        prompt,
+        re.IGNORECASE,
+    )
+    if hint:
+        kind = _TYPE_WORDS[hint.group(1).lower()]
+    else:
+        words = set(re.split(r"[_\W]+", key.lower()))
+        if key.lower().startswith(("is_", "has_", "can_")):
+            kind = "boolean"
+        elif words & _NUMERIC_NAMES:
+            kind = "number"
+        else:
+            kind = "string"
+    return {"type": kind, "items": {"type": "string"}} if kind == "array" else {"type": kind}
+
+
 def _json_content(request: ChatRequest, prompt: str) -> str:
-    values = PromptValues(prompt)
     if request.response_format == "json_schema":
         schema = request.json_schema or {}
-        value = generate(schema, values=values)
-    else:
-        keys = list(dict.fromkeys(k for k in quoted_strings(prompt) if _IDENTIFIER.match(k)))
-        value = {k: f"[emulator] {k}" for k in keys} or {"answer": default_text(request)}
-    return json.dumps(value, ensure_ascii=False)
+        value = generate(schema, values=PromptValues(focus_section(prompt), prompt))
+        return json.dumps(value, ensure_ascii=False)
+    program = schema_program(request.messages, text_of)
+    if program is not None:
+        return program
+    keys = list(dict.fromkeys(k for k in quoted_strings(prompt) if _IDENTIFIER.match(k)))
+    if not keys:
+        return json.dumps({"answer": default_text(request)}, ensure_ascii=False)
+    schema = {
+        "type": "object",
+        "properties": {k: _key_schema(k, prompt) for k in keys},
+        "required": keys,
+    }
+    values = PromptValues(focus_section(prompt), prompt, exclude=keys)
+    return json.dumps(generate(schema, values=values), ensure_ascii=False)
+
+
+def _pick_tool(names: list[str], prompt: str) -> str | None:
+    lowered = prompt.lower()
+    found = sorted((pos, name) for name in names if (pos := _mention(lowered, name)) is not None)
+    return found[0][1] if found else None
+
+
+def text_answer(request: ChatRequest) -> str:
+    """The text reply: the first of these rules that applies to the conversation.
+
+    Tool results ending the conversation are quoted; a ReAct prompt gets its next step; a
+    selector prompt its choice; a prompt carrying a JSON schema a JSON object; a "standalone
+    question" prompt the follow-up question; context plus a question the best context sentences;
+    anything else a quote of the last user message.
+    """
+    messages = request.messages
+    if _tool_results(messages):
+        return default_text(request)
+    for rule in (selection, schema_program, condensed_question, rag_answer):
+        found = rule(messages, text_of)
+        if found is not None:
+            return found
+    return react_step(messages, text_of, _pick_tool) or default_text(request)
 
 
 def _cut(text: str, stop: Sequence[str], max_tokens: int) -> tuple[str, str]:
@@ -303,7 +386,7 @@ def answer(request: ChatRequest, call_id_prefix: str) -> Reply:
             completion_tokens=_completion_tokens(None, calls),
         )
     if request.response_format == "text":
-        text = default_text(request)
+        text = text_answer(request)
     else:
         results = " ".join(text for _, text in _tool_results(request.messages))
         text = _json_content(request, f"{results}\n{prompt}" if results else prompt)

@@ -3,7 +3,8 @@
 Pure and deterministic. `generate` covers the JSON Schema subset that tool and structured-output
 schemas use (types, enum/const, bounds, lengths, formats, nested objects, arrays, ``$ref`` /
 ``$defs``, ``anyOf`` / ``oneOf`` / ``allOf``), checking prompt candidates and ``oneOf`` branches
-with the core's validator (`tokenhub_core.schema.fits`, re-exported here).
+with the core's validator (`tokenhub_core.schema.fits`, re-exported here). The schema walking
+helpers below (``$ref`` resolution, numeric bounds) are the emulator's own.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from tokenhub_core.schema import (
-    HARD_DEPTH,
-    Schema,
-    bound,
-    deref,
-    fits,
-    num,
-    number_fits,
+from tokenhub_core.schema import fits
+from tokenhub_emulator.meaning import (
+    FieldKind,
+    field_kind,
+    field_words,
+    places,
+    proper_nouns,
+    time_phrases,
 )
+
+Schema = Any  # a JSON schema: a dict, or True / False
+HARD_DEPTH = 40  # recursion bound for self-referencing schemas
 
 __all__ = ["PromptValues", "fits", "generate", "quoted_strings"]
 
@@ -69,6 +73,51 @@ _STARTERS_WORDS = (
 _STARTERS = frozenset(_STARTERS_WORDS.split())
 
 
+def _resolve(ref: str, root: Schema) -> Schema:
+    """The target of a local ``$ref`` (``#/$defs/Name``), or {} when it is not one."""
+    if not ref.startswith("#"):
+        return {}
+    node: Any = root
+    for part in filter(None, ref[1:].split("/")):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return {}
+    return node
+
+
+def deref(schema: Schema, root: Schema) -> Schema:
+    """``schema`` with a top-level ``$ref`` replaced by its target (siblings kept)."""
+    for _ in range(HARD_DEPTH):
+        if not isinstance(schema, dict) or "$ref" not in schema:
+            return schema
+        target = _resolve(schema["$ref"], root)
+        if not isinstance(target, dict):
+            return target
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return {}
+
+
+def num(value: Any) -> int | float | None:
+    """``value`` when it is a JSON number (not a bool), else None."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def bound(schema: dict[str, Any], inclusive: str, exclusive: str) -> tuple[float | None, bool]:
+    """A numeric bound and whether it is exclusive (draft 4 flags and draft 6+ numbers)."""
+    value = num(schema.get(inclusive))
+    flag = schema.get(exclusive)
+    if isinstance(flag, bool):  # draft 4: a flag on the inclusive bound
+        return value, flag
+    other = num(flag)
+    if other is not None and (value is None or other >= value):
+        return other, True
+    return value, False
+
+
 def _numbers(text: str) -> list[int | float]:
     out: list[int | float] = []
     for match in _NUMBER.finditer(text):
@@ -107,50 +156,114 @@ class PromptValues:
     """Candidate values found in prompt text, each handed out once, in order of appearance.
 
     ``primary`` is searched first (e.g. the part of the prompt after a tool's name), then
-    ``fallback`` (the whole prompt).
+    ``fallback`` (the whole prompt). Strings are picked by what the field means
+    (`tokenhub_emulator.meaning`): a place for ``city``, a time for ``date``, a proper noun for
+    ``name``; numbers prefer one written next to the field's words (``price: 22.00``).
     """
 
     def __init__(self, primary: str, fallback: str = "", *, exclude: Iterable[str] = ()) -> None:
-        excluded = {e.lower() for e in exclude}
+        self._excluded = {e.lower() for e in exclude}
+        self._parts = [p for p in (primary, fallback) if p]
         self.text = f"{primary}\n{fallback}".lower()
         self._words = set(_WORD.findall(self.text))
         self._numbers = _dedupe(_numbers(primary) + _numbers(fallback))
         strings = _strings(primary) + _strings(fallback)
-        self._strings = _dedupe([s for s in strings if s.lower() not in excluded])
+        self._strings = _dedupe([s for s in strings if s.lower() not in self._excluded])
         self._used_numbers: set[int] = set()
-        self._used_strings: set[int] = set()
+        self._used_strings: set[str] = set()
 
-    def take_number(self, accept: Callable[[Any], bool]) -> int | float | None:
-        """The first unused prompt number that ``accept`` allows."""
+    def take_number(
+        self, accept: Callable[[Any], bool], near: Iterable[str] = ()
+    ) -> int | float | None:
+        """The first unused prompt number that ``accept`` allows, preferring one after ``near``."""
+        for word in near:
+            if len(word) < 3:
+                continue
+            after = rf"(?<!\w){re.escape(word)}\w*[^\d\n.]{{0,24}}?(-?\d+(?:\.\d+)?)"
+            before = rf"(-?\d+(?:\.\d+)?)[^\d\n.]{{0,24}}?(?<!\w){re.escape(word)}"
+            for pattern in (after, before):
+                for part in self._parts:
+                    for match in re.finditer(pattern, part, re.IGNORECASE):
+                        found = self._claim_number(match.group(1), accept)
+                        if found is not None:
+                            return found
         return num(_take(self._numbers, self._used_numbers, accept))
 
-    def take_string(self, accept: Callable[[Any], bool]) -> str | None:
-        """The first unused quoted or capitalized phrase that ``accept`` allows."""
-        found = _take(self._strings, self._used_strings, accept)
-        return found if isinstance(found, str) else None
+    def _claim_number(self, raw: str, accept: Callable[[Any], bool]) -> int | float | None:
+        value: int | float = float(raw) if "." in raw else int(raw)
+        index = next((i for i, n in enumerate(self._numbers) if n == value), None)
+        if index is None or index in self._used_numbers or not accept(value):
+            return None
+        self._used_numbers.add(index)
+        return value
+
+    def take_string(self, accept: Callable[[Any], bool], kind: FieldKind = "other") -> str | None:
+        """The first unused phrase for a field of ``kind`` that ``accept`` allows."""
+        for candidate in self._candidates(kind):
+            key = candidate.lower()
+            if key in self._used_strings or key in self._excluded or not accept(candidate):
+                continue
+            self._used_strings.add(key)
+            return candidate
+        return None
+
+    def _candidates(self, kind: FieldKind) -> list[str]:
+        quoted = [q for part in self._parts for q in quoted_strings(part)]
+        if kind == "place":
+            found = [p for part in self._parts for p in places(part)]
+            return found + [n for part in self._parts for n in proper_nouns(part)]
+        if kind == "time":
+            return [t for part in self._parts for t in time_phrases(part)]
+        if kind == "name":
+            return quoted + [n for part in self._parts for n in proper_nouns(part)]
+        if kind == "query":
+            topics = [t for part in self._parts for t in _topics(part)]
+            return quoted + topics + [_clip_words(p) for p in self._parts]
+        if kind == "text":
+            return [f"[emulator] {_clip_words(p, 20)}" for p in self._parts]
+        return [s for s in self._strings if not _is_time_phrase(s)] + self._strings
 
     def match_choice(self, options: list[Any]) -> tuple[bool, Any]:
-        """An option the prompt names (as a word or phrase), if any."""
+        """An option the prompt names (as a word or phrase), if any; ``primary`` first."""
+        for part in self._parts:
+            lowered = part.lower()
+            for option in options:
+                if isinstance(option, str) and option and _mentions(lowered, option):
+                    return True, option
         for option in options:
-            if isinstance(option, str) and option and self.mentions(option):
-                return True, option
             if isinstance(option, bool) and str(option).lower() in self._words:
                 return True, option
         return False, None
 
     def mentions(self, phrase: str) -> bool:
         """Whether ``phrase`` (or its snake_case words) occurs in the prompt as whole words."""
-        lowered = phrase.lower()
-        if lowered in self._words:
-            return True
-        spaced = re.sub(r"[_\-]+", " ", lowered).strip()
-        return (
-            bool(spaced) and re.search(rf"(?<!\w){re.escape(spaced)}(?!\w)", self.text) is not None
-        )
+        return phrase.lower() in self._words or _mentions(self.text, phrase)
 
     def boolean(self) -> bool:
         """``false`` when the prompt says false/no (and not true/yes), else ``true``."""
         return not ({"false", "no"} & self._words and not {"true", "yes"} & self._words)
+
+
+def _mentions(lowered_text: str, phrase: str) -> bool:
+    spaced = re.sub(r"[_\-]+", " ", phrase.lower()).strip()
+    pattern = rf"(?<!\w){re.escape(spaced)}(?!\w)"
+    return bool(spaced) and re.search(pattern, lowered_text) is not None
+
+
+_TOPIC = re.compile(r"\b(?:about|for|on|regarding)\s+([^.?!,;:\n]{2,60})", re.IGNORECASE)
+
+
+def _topics(text: str) -> list[str]:
+    return [m.group(1).strip() for m in _TOPIC.finditer(text)]
+
+
+def _clip_words(text: str, limit: int = 12) -> str:
+    words = text.split()
+    return " ".join(words[:limit]) + ("…" if len(words) > limit else "")
+
+
+def _is_time_phrase(text: str) -> bool:
+    return bool(time_phrases(text))
 
 
 def _dedupe(items: list[Any]) -> list[Any]:
@@ -232,7 +345,7 @@ class _Generator:
         if kind == "array":
             return self._array(schema, depth, name)
         if kind in ("integer", "number"):
-            return self._number(schema, kind == "integer", index)
+            return self._number(schema, kind == "integer", index, name)
         if kind == "boolean":
             return self.values.boolean() if self.values is not None else True
         if kind == "null":
@@ -330,10 +443,15 @@ class _Generator:
                 out.append(self.value(prefix[i], depth + 1, name, i))
         return out
 
-    def _number(self, schema: dict[str, Any], integer: bool, index: int) -> int | float:
+    def _number(
+        self, schema: dict[str, Any], integer: bool, index: int, name: str = ""
+    ) -> int | float:
         if self.values is not None:
             found = self.values.take_number(
-                lambda v: fits(schema, v, root=self.root) and (not integer or float(v).is_integer())
+                lambda v: (
+                    fits(schema, v, root=self.root) and (not integer or float(v).is_integer())
+                ),
+                near=sorted(field_words(name, str(schema.get("title") or ""))),
             )
             if found is not None:
                 return int(found) if integer else found
@@ -349,7 +467,10 @@ class _Generator:
                     schema, s, root=self.root
                 )
 
-            found = self.values.take_string(accept)
+            meaning = field_kind(
+                name, str(schema.get("title") or ""), str(schema.get("description") or "")
+            )
+            found = self.values.take_string(accept, meaning)
             if found is not None:
                 return found
         if isinstance(fmt, str) and fmt in _FORMAT_VALUES:
@@ -418,6 +539,6 @@ def _multiple_in_range(
         first = min(first, math.floor(high / step))
     for k in range(first + index, first + index + 100):
         value: int | float = int(exact * k) if (exact * k) % 1 == 0 else float(exact * k)
-        if number_fits(schema, value):
+        if fits(schema, value):
             return value
     return int(exact) if integer else float(exact)

@@ -16,7 +16,8 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from tokenhub_emulator.app import DroppedConnectionFilter, create_app
-from tokenhub_emulator.state import EmulatorState
+from tokenhub_emulator.control import CONTROL_PREFIX, Scripting
+from tokenhub_emulator.state import EmulatorState, Settings
 
 __all__ = ["TokenHubEmulator"]
 
@@ -120,12 +121,30 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-class TokenHubEmulator(EmulatorState):
+class TokenHubEmulator(Scripting):
     """A local TokenHub: same endpoint, checks and wire format, scriptable from tests.
 
     Use it as a context manager or with `start` / `stop`; `base_url` and `api_key` are what a
-    client needs. The scripting methods (`queue_reply`, `fail_next`, ...) come from
-    `EmulatorState` and may be called from any thread.
+    client needs. The scripting methods (`queue_reply`, `fail_next`, ...) come from `Scripting`
+    and may be called from any thread; other processes script it over HTTP (`RemoteEmulator`).
+
+    Args:
+        host: interface to bind; the control API answers loopback clients only unless
+            ``control_token`` is set.
+        port: TCP port; 0 picks a free one.
+        latency_ms: delay added before every chat answer.
+        keepalive_interval_s: send ``: keep-alive`` SSE comments this often in streams.
+        api_key: the key printed for clients (any ``th-`` key is accepted); random by default.
+        tokens_per_second: stream pace; None sends a reply as fast as possible.
+        rpm: requests per minute per key, beyond which calls get 429 with ``Retry-After``.
+        tpm: tokens (prompt + completion) per minute per key, likewise.
+        fault_rate: probability, 0 to 1, that a call fails at random (500, 503, 529, or a
+            stream cut mid-way).
+        seed: seed of the random faults, for a repeatable run.
+        claude_rules: refuse what Claude refuses (context window, empty or user-less
+            conversations, unanswered tool calls) with its 400s; on by default.
+        control_token: when set, the control API (``/_emulator/...``) needs
+            ``Authorization: Bearer <control_token>`` and answers any client that has it.
     """
 
     def __init__(
@@ -136,16 +155,40 @@ class TokenHubEmulator(EmulatorState):
         latency_ms: float = 0.0,
         keepalive_interval_s: float | None = None,
         api_key: str | None = None,
+        tokens_per_second: float | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        fault_rate: float = 0.0,
+        seed: int | None = None,
+        claude_rules: bool = True,
+        control_token: str | None = None,
     ) -> None:
-        super().__init__(latency_ms=latency_ms, keepalive_interval_s=keepalive_interval_s)
         if api_key is not None and not api_key.startswith("th-"):
-            raise ValueError("an emulator key must start with 'th-'")
+            raise ValueError("api_key: an emulator key must start with 'th-'")
+        if control_token is not None and not control_token.strip():
+            raise ValueError("control_token='': give a non-empty token or None")
+        self.state = EmulatorState(
+            Settings(
+                latency_ms=latency_ms,
+                keepalive_interval_s=keepalive_interval_s,
+                tokens_per_second=tokens_per_second,
+                rpm=rpm,
+                tpm=tpm,
+                fault_rate=fault_rate,
+                seed=seed,
+                claude_rules=claude_rules,
+            )
+        )
         self.host = host
         self.api_key = api_key or f"th-emulator-{secrets.token_hex(8)}"
+        self.control_token = control_token
         self._requested_port = port
         self._port: int | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+
+    def _control(self, op: str, args: dict[str, Any]) -> Any:
+        return self.state.apply(op, args)
 
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "not running"
@@ -170,6 +213,11 @@ class TokenHubEmulator(EmulatorState):
         return f"http://{host}:{self.port}"
 
     @property
+    def control_url(self) -> str:
+        """Where the HTTP control API answers: ``http://127.0.0.1:<port>/_emulator``."""
+        return f"{self.url}{CONTROL_PREFIX}"
+
+    @property
     def base_url(self) -> str:
         """The TokenHub base URL to give a client: ``http://127.0.0.1:<port>/api/v1``."""
         return f"{self.url}/api/v1"
@@ -179,7 +227,7 @@ class TokenHubEmulator(EmulatorState):
             raise RuntimeError("the emulator is already running")
         sock = _listen(self.host, self._requested_port)
         config = uvicorn.Config(
-            create_app(self),
+            create_app(self.state, control_token=self.control_token),
             log_config=None,
             log_level="warning",
             access_log=False,

@@ -1,31 +1,42 @@
-"""The emulator's scripted state: queued replies, injected faults, recorded requests, the ledger.
+"""The emulator's state and the one implementation of each scripting operation.
 
-Tests touch it from their own thread while the server thread serves requests, so every access
-holds one lock. No I/O here.
+`EmulatorState.apply(op, args)` runs an operation from JSON-ready arguments and returns a
+JSON-ready result: the HTTP control API (``/_emulator/<op>``) and the Python scripting methods
+(`tokenhub_emulator.control.Scripting`) both go through it. Tests touch the state from their own
+thread while the server thread serves requests, so every access holds one lock. No I/O here.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import inspect
 import itertools
 import json as jsonlib
+import math
 import secrets
 import threading
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, Literal
 
+from tokenhub_emulator.limits import Admission, RandomFaults, RateLimiter, Refusal
 from tokenhub_emulator.replies import ScriptedReply
 
 __all__ = [
+    "OPERATIONS",
+    "ControlError",
     "EmulatorState",
     "Fault",
     "Ledger",
     "LedgerEntry",
     "RecordedRequest",
     "ScriptedReply",
+    "Settings",
     "redact_authorization",
 ]
 
@@ -52,6 +63,15 @@ _HTML_PAGE = (
 )
 
 
+class ControlError(ValueError):
+    """A scripting operation refused: bad arguments, or an unknown operation."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
 def error_type(status: int) -> str:
     """The OpenAI/Anthropic error ``type`` for an HTTP status."""
     return _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
@@ -72,9 +92,16 @@ def redact_authorization(value: str) -> str:
     return "***"
 
 
+def _redact_key(key: str) -> str:
+    return "th-***" if key.startswith("th-") else "***"
+
+
 @dataclass
 class RecordedRequest:
-    """One request the emulator received; the bearer key is redacted from ``headers``."""
+    """One request the emulator received; the bearer key is redacted from ``headers``.
+
+    ``received_at`` is when it arrived, in seconds since the epoch (`time.time`).
+    """
 
     method: str
     path: str
@@ -83,16 +110,30 @@ class RecordedRequest:
     raw_body: bytes = field(repr=False)
     request_id: str
     status: int | None = None  # the status the emulator answered with
+    received_at: float = field(default_factory=time.time)
 
     @property
     def json(self) -> Any:
         """Alias of ``body``."""
         return self.body
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form (``raw_body`` in base64), as the control API sends it."""
+        out = dataclasses.asdict(self)
+        out["raw_body"] = base64.b64encode(self.raw_body).decode()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RecordedRequest:
+        """The inverse of `to_json`."""
+        fields = dict(data)
+        fields["raw_body"] = base64.b64decode(fields.get("raw_body") or "")
+        return cls(**fields)
+
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One billed (successful) call."""
+    """One billed (successful) call; ``api_key`` is shown redacted (``th-***``)."""
 
     request_id: str
     api_key: str = field(repr=False)
@@ -102,6 +143,17 @@ class LedgerEntry:
     completion_tokens: int
     cost_usd: Decimal
     stream: bool
+    billed_at: float = 0.0  # seconds since the epoch
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["api_key"] = _redact_key(self.api_key)
+        out["cost_usd"] = str(self.cost_usd)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LedgerEntry:
+        return cls(**{**data, "cost_usd": Decimal(str(data["cost_usd"]))})
 
 
 @dataclass(frozen=True)
@@ -138,6 +190,67 @@ class Ledger:
 
 
 @dataclass(frozen=True)
+class Settings:
+    """What the emulator does to every call; set at construction, changed by ``configure``.
+
+    Every limit is off by default except Claude's own rules (``claude_rules``: the context
+    window and the conversations Claude refuses).
+    """
+
+    latency_ms: float = 0.0
+    keepalive_interval_s: float | None = None
+    tokens_per_second: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    fault_rate: float = 0.0
+    seed: int | None = None
+    claude_rules: bool = True
+
+    def __post_init__(self) -> None:
+        _check_number("latency_ms", self.latency_ms, low=0, allowed="a number >= 0")
+        for name in ("keepalive_interval_s", "tokens_per_second"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_number(name, value, low=0, open_low=True, allowed="a number > 0 or None")
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise ControlError(f"{name}={value!r}: expected an integer >= 1 or None", name)
+        _check_number("fault_rate", self.fault_rate, low=0, high=1, allowed="a number 0 to 1")
+        if self.seed is not None and not _is_int(self.seed):
+            raise ControlError(f"seed={self.seed!r}: expected an integer or None", "seed")
+        if not isinstance(self.claude_rules, bool):
+            raise ControlError(
+                f"claude_rules={self.claude_rules!r}: expected true or false", "claude_rules"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    allowed: str,
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        raise ControlError(f"{name}={value!r}: expected {allowed}", name)
+
+
+@dataclass(frozen=True)
 class Fault:
     """An injected failure for one call."""
 
@@ -168,17 +281,30 @@ class CallPlan:
     drip_s: float
 
 
-class EmulatorState:
-    """Scripting API shared by the test thread and the server thread."""
+# The operations of the control API, by name: each is an `EmulatorState` method ``_op_<name>``.
+OPERATIONS = (
+    "queue_reply",
+    "fail_next",
+    "fail_next_html",
+    "truncate_next",
+    "drop_stream_after",
+    "sse_error_after",
+    "slow_drip",
+    "delay_headers",
+    "configure",
+    "requests",
+    "ledger",
+    "reset",
+)
 
-    def __init__(
-        self, *, latency_ms: float = 0.0, keepalive_interval_s: float | None = None
-    ) -> None:
+
+class EmulatorState:
+    """Scripted replies and faults, settings, limits, recorded requests and the ledger."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
         self._lock = threading.Lock()
-        self._default_latency_ms = float(latency_ms)
-        self._default_keepalive = keepalive_interval_s
-        self._latency_ms = float(latency_ms)
-        self._keepalive = keepalive_interval_s
+        self._initial = settings or Settings()
+        self.settings = self._initial
         self._replies: deque[_Queued] = deque()
         self._faults: deque[_Queued] = deque()
         self._delays: deque[_Queued] = deque()
@@ -187,34 +313,25 @@ class EmulatorState:
         self._ledger: list[LedgerEntry] = []
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
+        self._limiter = RateLimiter(time.monotonic)
+        self._chaos = RandomFaults(self._initial.seed)
 
-    # -- settings -------------------------------------------------------------------------------
+    # -- the operations ---------------------------------------------------------------------------
 
-    @property
-    def latency_ms(self) -> float:
-        """Delay added before every chat answer (until `reset`)."""
-        return self._latency_ms
+    def apply(self, op: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run the operation ``op`` with JSON-ready ``args``; returns a JSON-ready result."""
+        if op not in OPERATIONS:
+            raise ControlError(
+                f"unknown operation {op!r}; the operations are {', '.join(OPERATIONS)}", "op"
+            )
+        method: Callable[..., Any] = getattr(self, f"_op_{op}")
+        try:
+            bound = inspect.signature(method).bind(**dict(args or {}))
+        except TypeError as exc:
+            raise ControlError(f"{op}: {exc}") from None
+        return method(*bound.args, **bound.kwargs)
 
-    @latency_ms.setter
-    def latency_ms(self, value: float) -> None:
-        with self._lock:
-            self._latency_ms = float(value)
-
-    @property
-    def keepalive_interval_s(self) -> float | None:
-        """When set, streams send ``: keep-alive`` comments at the start and while waiting."""
-        return self._keepalive
-
-    @keepalive_interval_s.setter
-    def keepalive_interval_s(self, value: float | None) -> None:
-        if value is not None and value <= 0:
-            raise ValueError("keepalive_interval_s must be positive or None")
-        with self._lock:
-            self._keepalive = value
-
-    # -- scripting ------------------------------------------------------------------------------
-
-    def queue_reply(
+    def _op_queue_reply(
         self,
         text: str | None = None,
         tool_calls: list[dict[str, Any]] | None = None,
@@ -224,20 +341,21 @@ class EmulatorState:
         json: Any = None,
         times: int = 1,
     ) -> None:
-        """Answer the next call(s) exactly so (FIFO), streamed or not as the request asks.
-
-        ``tool_calls`` items are ``{"name", "arguments" (dict or str, even invalid JSON), "id"}``;
-        ``usage`` may give ``prompt_tokens``, ``completion_tokens`` and ``cached_tokens``;
-        ``json`` is a convenience for ``text=json.dumps(json)``. Only successful calls take a
-        queued reply: a call failed by a fault leaves it for the next one.
-        """
         if json is not None:
             if text is not None:
-                raise ValueError("give text or json, not both")
+                raise ControlError("queue_reply: give text or json, not both", "json")
             text = jsonlib.dumps(json, ensure_ascii=False)
+        if text is not None and not isinstance(text, str):
+            raise ControlError(f"text={text!r}: expected a string", "text")
+        if tool_calls is not None and not isinstance(tool_calls, list):
+            raise ControlError(f"tool_calls={tool_calls!r}: expected a list", "tool_calls")
         for call in tool_calls or ():
             if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
-                raise ValueError(f"a tool call needs a 'name': {call!r}")
+                raise ControlError(f"a tool call needs a 'name': {call!r}", "tool_calls")
+        if usage is not None and (
+            not isinstance(usage, Mapping) or not all(_is_int(v) for v in usage.values())
+        ):
+            raise ControlError(f"usage={usage!r}: expected integer token counts", "usage")
         reply = ScriptedReply(
             text=text,
             tool_calls=tuple(dict(c) for c in tool_calls or ()),
@@ -247,103 +365,105 @@ class EmulatorState:
         )
         self._push(self._replies, reply, times)
 
-    def fail_next(
+    def _op_fail_next(
         self,
         status: int,
-        *,
         times: int = 1,
         body: Any = None,
+        body_text: str | None = None,
+        body_base64: str | None = None,
         headers: Mapping[str, str] | None = None,
         message: str | None = None,
     ) -> None:
-        """Answer the next ``times`` calls with ``status``.
-
-        The body is OpenAI-shaped (``{"error": {...}}``, with ``message``) unless ``body`` is
-        given: a dict/list is sent as JSON, a str or bytes as is. ``headers`` are added, e.g.
-        ``{"Retry-After": "1"}`` or ``{"x-should-retry": "false"}``.
-        """
-        if not 100 <= status <= 599:
-            raise ValueError(f"not an HTTP status: {status}")
-        kind = error_type(status)
-        text = message or f"[emulator] injected {status} {_phrase(status)}"
-        if body is None:
-            error = {"message": text, "type": kind, "param": None, "code": None}
-            raw = jsonlib.dumps({"error": error}).encode()
-        elif isinstance(body, bytes):
-            raw = body
-        elif isinstance(body, str):
-            raw = body.encode()
-        else:
+        if not _is_int(status) or not 100 <= status <= 599:
+            raise ControlError(f"status={status!r}: expected an HTTP status, 100 to 599", "status")
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ControlError(f"headers={headers!r}: expected an object", "headers")
+        if body_base64 is not None:
+            raw = base64.b64decode(body_base64)
+        elif body_text is not None:
+            raw = body_text.encode()
+        elif body is not None:
             raw = jsonlib.dumps(body).encode()
+        else:
+            text = message or f"[emulator] injected {status} {_phrase(status)}"
+            error = {"message": text, "type": error_type(status), "param": None, "code": None}
+            raw = jsonlib.dumps({"error": error}).encode()
         fault = Fault("status", status=status, body=raw, headers=_header_items(headers))
         self._push(self._faults, fault, times)
 
-    def fail_next_html(self, status: int = 502, times: int = 1) -> None:
-        """Answer the next calls with a proxy's HTML error page (``text/html``)."""
+    def _op_fail_next_html(self, status: int = 502, times: int = 1) -> None:
+        if not _is_int(status) or not 100 <= status <= 599:
+            raise ControlError(f"status={status!r}: expected an HTTP status, 100 to 599", "status")
         page = _HTML_PAGE.format(status=status, phrase=_phrase(status)).encode()
         fault = Fault("status", status=status, body=page, content_type="text/html")
         self._push(self._faults, fault, times)
 
-    def truncate_next(self, times: int = 1) -> None:
-        """A 200 whose JSON body is cut in half (non-stream) or a stream cut mid-event."""
+    def _op_truncate_next(self, times: int = 1) -> None:
         self._push(self._faults, Fault("truncate"), times)
 
-    def drop_stream_after(self, chunks: int, times: int = 1) -> None:
-        """Streamed calls: the TCP connection is cut after ``chunks`` data events."""
+    def _op_drop_stream_after(self, chunks: int, times: int = 1) -> None:
         self._push(self._faults, Fault("drop", after=_count(chunks)), times)
 
-    def sse_error_after(
+    def _op_sse_error_after(
         self,
         chunks: int,
         message: str = "[emulator] injected stream error",
         times: int = 1,
-        *,
         type: str = "overloaded_error",
         code: str | int | None = "overloaded",
     ) -> None:
-        """Streamed calls: ``data: {"error": {...}}`` after ``chunks`` data events, then the end."""
         fault = Fault(
             "sse_error", after=_count(chunks), message=message, error_type=type, code=code
         )
         self._push(self._faults, fault, times)
 
-    def slow_drip(self, delay_s: float, times: int = 1) -> None:
-        """Streamed calls: wait ``delay_s`` before each event."""
+    def _op_slow_drip(self, delay_s: float, times: int = 1) -> None:
+        _check_number("delay_s", delay_s, low=0, allowed="a number of seconds >= 0")
         self._push(self._drips, float(delay_s), times)
 
-    def delay_headers(self, seconds: float, times: int = 1) -> None:
-        """Wait ``seconds`` before sending the status line and headers."""
+    def _op_delay_headers(self, seconds: float, times: int = 1) -> None:
+        _check_number("seconds", seconds, low=0, allowed="a number of seconds >= 0")
         self._push(self._delays, float(seconds), times)
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request received since the last `reset`, oldest first."""
+    def _op_configure(self, **changes: Any) -> dict[str, Any]:
+        known = {f.name for f in dataclasses.fields(Settings)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ControlError(
+                f"configure: unknown setting {unknown[0]!r}; the settings are "
+                f"{', '.join(sorted(known))}",
+                unknown[0],
+            )
         with self._lock:
-            return list(self._requests)
+            self.settings = dataclasses.replace(self.settings, **changes)
+            if "seed" in changes:
+                self._chaos.reseed(self.settings.seed)
+            return self.settings.to_json()
 
-    def ledger(self, api_key: str | None = None) -> Ledger:
-        """The successful calls billed to ``api_key`` (every key when None)."""
+    def _op_requests(self) -> list[dict[str, Any]]:
         with self._lock:
-            entries = tuple(e for e in self._ledger if api_key is None or e.api_key == api_key)
-        return Ledger(entries)
+            return [r.to_json() for r in self._requests]
 
-    def reset(self) -> None:
-        """Forget queued replies, faults, delays, recorded requests and the ledger."""
+    def _op_ledger(self, api_key: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            self._replies.clear()
-            self._faults.clear()
-            self._delays.clear()
-            self._drips.clear()
+            return [e.to_json() for e in self._ledger if api_key is None or e.api_key == api_key]
+
+    def _op_reset(self) -> None:
+        with self._lock:
+            for queue in (self._replies, self._faults, self._delays, self._drips):
+                queue.clear()
             self._requests.clear()
             self._ledger.clear()
-            self._latency_ms = self._default_latency_ms
-            self._keepalive = self._default_keepalive
+            self.settings = self._initial
+            self._limiter.clear()
+            self._chaos.reseed(self._initial.seed)
 
-    # -- used by the server ---------------------------------------------------------------------
+    # -- used by the server -------------------------------------------------------------------
 
     def _push(self, queue: deque[_Queued], item: Any, times: int) -> None:
-        if times < 1:
-            raise ValueError(f"times must be >= 1, got {times}")
+        if not _is_int(times) or times < 1:
+            raise ControlError(f"times={times!r}: expected an integer >= 1", "times")
         with self._lock:
             queue.append(_Queued(item, times))
 
@@ -359,10 +479,23 @@ class EmulatorState:
         with self._lock:
             request.status = status
 
+    def admit(self, api_key: str, prompt_tokens: int) -> Admission | Refusal:
+        """Count a valid call against the key's per-minute limits, or refuse it."""
+        with self._lock:
+            settings = self.settings
+            return self._limiter.admit(api_key, prompt_tokens, settings.rpm, settings.tpm)
+
+    def spent(self, admission: Admission, completion_tokens: int) -> None:
+        """Add a call's completion tokens to its minute's count."""
+        with self._lock:
+            admission.tokens += completion_tokens
+
     def take_plan(self, stream: bool) -> CallPlan:
         """Take what applies to the next valid call: a fault, a queued reply, delays."""
         with self._lock:
             fault = _take(self._faults, lambda f: stream or f.kind not in _STREAM_ONLY)
+            if fault is None:
+                fault = _random_fault(self._chaos.draw(self.settings.fault_rate, stream))
             scripted: ScriptedReply | None
             if fault is None:
                 scripted = _take(self._replies, lambda _: True)
@@ -377,6 +510,17 @@ class EmulatorState:
             self._ledger.append(entry)
 
 
+def _random_fault(kind: str | None) -> Fault | None:
+    if kind is None:
+        return None
+    if kind == "drop":
+        return Fault("drop", after=2)
+    status = int(kind)
+    message = f"[emulator] random fault (fault_rate): {status} {_phrase(status)}"
+    error = {"message": message, "type": error_type(status), "param": None, "code": None}
+    return Fault("status", status=status, body=jsonlib.dumps({"error": error}).encode())
+
+
 def _take(queue: deque[_Queued], applies: Any) -> Any:
     for queued in queue:
         if applies(queued.item):
@@ -388,8 +532,8 @@ def _take(queue: deque[_Queued], applies: Any) -> Any:
 
 
 def _count(chunks: int) -> int:
-    if chunks < 0:
-        raise ValueError(f"chunks must be >= 0, got {chunks}")
+    if not _is_int(chunks) or chunks < 0:
+        raise ControlError(f"chunks={chunks!r}: expected an integer >= 0", "chunks")
     return chunks
 
 

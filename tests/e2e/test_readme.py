@@ -34,7 +34,9 @@ KINDS = {"python", "bash", "console", "text"}
 EXPECTED = {
     'llm.invoke("Explain the CAP theorem': ["[emulator] You said: Explain the CAP theorem"],
     "create_agent(ChatTokenHub()": ["[emulator] Tool results: get_weather returned Sunny"],
-    "VectorStoreIndex.from_documents(docs)": ["[emulator] You said: Context information"],
+    "VectorStoreIndex.from_documents(docs)": [
+        "[emulator] TokenHub serves Claude models through one OpenAI-compatible endpoint."
+    ],
     "client.stream(": ["[emulator] You said: Name three sorting algorithms."],
     "track_cost(budget_usd=": ["budget of $0.005 would be exceeded", "anthropic/claude-haiku-4-5"],
     "top_p=0.9,": ["invalid top_p=0.9: set temperature or top_p, not both (temperature=0.5)"],
