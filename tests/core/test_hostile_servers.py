@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import time
 import traceback
 import warnings
@@ -75,10 +74,6 @@ def call(client: TokenHubClient, mode: str, *, stream: bool = False, **params: A
     return asyncio.run(run())
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 # Bounded
 
 
@@ -101,7 +96,6 @@ def test_a_reply_larger_than_any_legal_one_is_cut_and_typed(
     ):
         call(_client(server), mode, stream=stream)
     assert server.bytes_sent[0] < 300 << 20  # reading stopped long before the end
-    assert _peak_rss_mb() < 1500
     assert meter.calls == meter.estimated_calls == 1  # a 200 the server may bill
 
 
