@@ -146,6 +146,15 @@ class _StreamState:
         return None if self.reader is None else self.reader.accumulator.usage
 
     @property
+    def final_usage(self) -> Usage | None:
+        """The usage to settle an unfinished stream with: only once the reply had finished
+        (some servers send a growing usage on every chunk before the end)."""
+        reader = self.reader
+        if reader is None or not reader.accumulator.finished:
+            return None
+        return reader.accumulator.usage
+
+    @property
     def served_model(self) -> str | None:
         return None if self.reader is None else self.reader.accumulator.model or None
 
@@ -173,7 +182,7 @@ def _chunks(
         raise reader.interrupted(exc) from exc
     finally:
         run_when_safe(response.close)
-        life.settle(state.usage, state.served_model)
+        life.settle(state.final_usage, state.served_model)
 
 
 class _StreamBase:
@@ -316,7 +325,7 @@ class AsyncChatStream(_StreamBase):
             if response is not None:
                 await response.aclose()
         finally:
-            self._life.settle(self._state.usage, self._state.served_model)
+            self._life.settle(self._state.final_usage, self._state.served_model)
 
     def __del__(self) -> None:
         if self._finished:
@@ -327,7 +336,7 @@ class AsyncChatStream(_StreamBase):
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(_close_later, response)
         life, state = self._life, self._state
-        run_when_safe(lambda: life.settle(state.usage, state.served_model))
+        run_when_safe(lambda: life.settle(state.final_usage, state.served_model))
 
     async def __aenter__(self) -> AsyncChatStream:
         return self

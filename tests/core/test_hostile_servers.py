@@ -260,3 +260,26 @@ def test_a_long_reply_within_the_cap_is_read_whole(tokenhub_emulator: TokenHubEm
     reply = TokenHubClient().chat(model=HAIKU, messages=USER, max_tokens=20_000)
     assert reply.choices[0].message.content == text
     assert json.loads(reply.model_dump_json())["usage"]["completion_tokens"] == 20_000
+
+
+def test_a_growing_usage_seen_before_the_end_is_not_taken_as_final(mode: str) -> None:
+    """Some servers send usage-so-far on every chunk: leaving early, the call is not that cheap."""
+    growing = {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+    events = sse(*({**chunk({"content": "x"}), "usage": growing} for _ in range(3)))
+    answer = raw(head(content_type="text/event-stream") + events + b": more to come\n\n")
+    worst = resolve_model(HAIKU).cost_usd(estimate_tokens(USER), 100)  # type: ignore[union-attr]
+    with HostileServer(answer) as server, track_cost() as meter:
+        client = _client(server)
+        if mode == "sync":
+            stream = client.stream(model=HAIKU, messages=USER, max_tokens=100)
+            next(iter(stream))
+            stream.close()
+        else:
+
+            async def leave() -> None:
+                stream = client.astream(model=HAIKU, messages=USER, max_tokens=100)
+                await stream.__anext__()
+                await stream.aclose()
+
+            asyncio.run(leave())
+    assert meter.calls == meter.estimated_calls == 1 and meter.total == worst
