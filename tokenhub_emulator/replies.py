@@ -364,13 +364,17 @@ def answer(request: ChatRequest, call_id_prefix: str) -> Reply:
     if calls_for:
         names = [t.name for t in request.tools]
         exclude = names + [n.replace("_", " ") for n in names]
+        focused = focus_section(prompt)  # "Extract the Duskwine variety from: <document>"
         calls = tuple(
             ReplyToolCall(
                 id=f"{call_id_prefix}{i}",
                 name=tool.name,
                 arguments=json.dumps(
                     generate(
-                        tool.parameters, values=PromptValues(segment, prompt, exclude=exclude)
+                        tool.parameters,
+                        values=PromptValues(
+                            focused if focused != prompt else segment, prompt, exclude=exclude
+                        ),
                     ),
                     ensure_ascii=False,
                 ),
