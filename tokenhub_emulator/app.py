@@ -116,13 +116,18 @@ class _Answer(Response):
         self._keepalive = keepalive if stream else None
         self._ending = ending
         self._before_last = before_last
+        self._started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         waiter = _Disconnect(receive)
+        self._started = False
         try:
             await self._send_all(waiter, send)
         finally:
             await waiter.close()
+            # A stream that started is billed in full, even if the client went away mid-way.
+            if self._started and self._ending == "end" and self._before_last is not None:
+                self._before_last()
 
     async def _wait(self, waiter: _Disconnect, send: Send, seconds: float) -> bool:
         interval = self._keepalive
@@ -143,6 +148,7 @@ class _Answer(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
+        self._started = True
         if self._keepalive is not None:
             await send({"type": "http.response.body", "body": _KEEPALIVE, "more_body": True})
         if not await self._wait(waiter, send, self._first_event_delay):
@@ -158,6 +164,7 @@ class _Answer(Response):
             if i == last and self._ending == "end":
                 if self._before_last is not None:
                     self._before_last()
+                    self._before_last = None
                 batch.append(data)
                 await send({"type": "http.response.body", "body": b"".join(batch)})
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -165,6 +166,22 @@ def test_a_paced_stream_arrives_event_by_event(
     assert b"".join(paced).count(b"data: ") == b"".join(unpaced).count(b"data: ")
     assert len(unpaced) <= 2  # written in one or two batches
     assert len(paced) >= b"".join(paced).count(b"data: ") // 2  # one event at a time
+
+
+def test_a_started_stream_is_billed_in_full_when_the_client_leaves(
+    tokenhub_emulator: TokenHubEmulator, http: httpx.Client
+) -> None:
+    body = chat("Tell me about the orchard, the apples and the cider.", stream=True)
+    whole = http.post("/chat/completions", json=chat(body["messages"][0]["content"]))
+    tokenhub_emulator.reset()
+    tokenhub_emulator.configure(tokens_per_second=20)
+    with http.stream("POST", "/chat/completions", json=body) as response:
+        next(response.iter_raw())  # the first event or two, then the client goes away
+    deadline = time.monotonic() + 30
+    while not tokenhub_emulator.ledger().calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [entry] = tokenhub_emulator.ledger().entries
+    assert entry.stream and entry.completion_tokens == whole.json()["usage"]["completion_tokens"]
 
 
 # -- Claude's rules ------------------------------------------------------------------------------
