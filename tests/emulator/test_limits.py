@@ -112,6 +112,20 @@ def test_the_window_slides() -> None:
     assert isinstance(limiter.admit("t", 10, None, 100), Admission)
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"rpm": 0}, "rpm=0: expected an integer >= 1 or None"),
+        ({"tpm": 2.5}, "tpm=2.5: expected an integer >= 1 or None"),
+        ({"fault_rate": 1.5}, "fault_rate=1.5: expected a number 0 to 1"),
+        ({"tokens_per_second": 0}, "tokens_per_second=0: expected a number > 0 or None"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(setting: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TokenHubEmulator(**setting)
+
+
 # -- random faults -----------------------------------------------------------------------------
 
 
