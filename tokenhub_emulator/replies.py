@@ -1,7 +1,8 @@
 """Deterministic answers: text, tool calls and JSON, with a stable token estimate.
 
 Pure: `answer` maps a validated `ChatRequest` to a `Reply`; `scripted_reply` turns a reply queued
-with ``queue_reply`` into one. The same request always gets the same content.
+with ``queue_reply`` into one. The same request always gets the same content. The rules are a
+contract, written down in the README ("How the emulator answers"); `text_answer` applies them.
 """
 
 from __future__ import annotations
