@@ -193,8 +193,14 @@ def _headers(
     return headers
 
 
-def _json_answer(status: int, body: bytes, request_id: str, delay: float = 0.0) -> _Answer:
-    headers = _headers(request_id, _JSON)
+def _json_answer(
+    status: int,
+    body: bytes,
+    request_id: str,
+    delay: float = 0.0,
+    extra: Sequence[tuple[str, str]] = (),
+) -> _Answer:
+    headers = _headers(request_id, _JSON, extra)
     headers.append((b"content-length", str(len(body)).encode()))
     return _Answer(status, headers, [body], head_delay=delay)
 
@@ -278,8 +284,11 @@ class _Endpoints:
                 data = data[: len(data) // 2]
             else:
                 bill()
-            return _json_answer(200, data, request_id, latency + plan.delay_headers_s)
-        return self._stream(chat, reply, plan, request_id, completion_id, created, latency, bill)
+            delay = latency + plan.delay_headers_s
+            return _json_answer(200, data, request_id, delay, admission.headers)
+        return self._stream(
+            chat, reply, plan, request_id, completion_id, created, latency, bill, admission.headers
+        )
 
     def _rate_limited(self, recorded: RecordedRequest, refusal: Refusal, delay: float) -> _Answer:
         self.state.answered(recorded, 429)
@@ -302,6 +311,7 @@ class _Endpoints:
         created: int,
         latency: float,
         bill: Callable[[], None],
+        headers: Sequence[tuple[str, str]] = (),
     ) -> _Answer:
         events: list[str] = stream_events(
             reply, completion_id=completion_id, created=created, include_usage=chat.include_usage
@@ -326,7 +336,7 @@ class _Endpoints:
         head_delay = plan.delay_headers_s + (latency if keepalive is None else 0.0)
         return _Answer(
             200,
-            _headers(request_id, _SSE, [("cache-control", "no-cache")]),
+            _headers(request_id, _SSE, [("cache-control", "no-cache"), *headers]),
             events,
             stream=True,
             head_delay=head_delay,

@@ -31,10 +31,14 @@ def _error(response: httpx.Response) -> dict[str, Any]:
 def test_requests_beyond_the_rpm_get_429_with_retry_after(
     tokenhub_emulator: TokenHubEmulator, http: httpx.Client
 ) -> None:
+    assert "x-ratelimit-limit-requests" not in _post(http, chat()).headers  # no limit, no header
+    tokenhub_emulator.reset()
     tokenhub_emulator.configure(rpm=3)
-    statuses = [_post(http, chat()).status_code for _ in range(3)]
+    answers = [_post(http, chat()), _post(http, chat(stream=True)), _post(http, chat())]
     refused = _post(http, chat())
-    assert statuses == [200, 200, 200]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert {a.headers["x-ratelimit-limit-requests"] for a in answers} == {"3"}
+    assert [a.headers["x-ratelimit-remaining-requests"] for a in answers] == ["2", "1", "0"]
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert _error(refused)["type"] == "rate_limit_error"
@@ -62,7 +66,10 @@ def test_tokens_beyond_the_tpm_get_429(
     usage = first.json()["usage"]
     tokenhub_emulator.reset()
     tokenhub_emulator.configure(tpm=usage["total_tokens"] + usage["prompt_tokens"] - 1)
-    assert _post(http, chat("a" * 400)).status_code == 200
+    admitted = _post(http, chat("a" * 400))
+    assert admitted.status_code == 200
+    remaining = int(admitted.headers["x-ratelimit-remaining-tokens"])
+    assert remaining == usage["total_tokens"] - 1  # what was left when it was let through
     refused = _post(http, chat("a" * 400))
     assert refused.status_code == 429 and "tokens per minute" in _error(refused)["message"]
     assert int(refused.headers["retry-after"]) >= 1
