@@ -169,6 +169,22 @@ def test_fault_rate_one_fails_every_call_and_zero_none(
     assert _post(http, chat()).status_code == 200
 
 
+def test_random_faults_also_cut_streams(
+    tokenhub_emulator: TokenHubEmulator, http: httpx.Client
+) -> None:
+    tokenhub_emulator.configure(fault_rate=1.0, seed=3)
+    outcomes = set()
+    for _ in range(20):
+        try:
+            response = _post(http, chat(stream=True))
+        except httpx.RemoteProtocolError:
+            outcomes.add("cut")
+            continue
+        outcomes.add(str(response.status_code))
+    assert "cut" in outcomes and outcomes - {"cut"} <= {"500", "503", "529"}
+    assert tokenhub_emulator.ledger().calls == 0
+
+
 # -- stream pace -------------------------------------------------------------------------------
 
 
