@@ -14,23 +14,25 @@ if TYPE_CHECKING:
     from tokenhub_emulator.server import TokenHubEmulator
     from tokenhub_emulator.state import (
         ControlError,
+        EmulatorSettings,
         Ledger,
         LedgerEntry,
         RecordedRequest,
-        Settings,
     )
 
 __all__ = [
     "ControlError",
+    "EmulatorSettings",
     "Ledger",
     "LedgerEntry",
     "RecordedRequest",
     "RemoteEmulator",
-    "Settings",
     "TokenHubEmulator",
 ]
 
-_STATE_NAMES = frozenset({"ControlError", "Ledger", "LedgerEntry", "RecordedRequest", "Settings"})
+_STATE_NAMES = frozenset(
+    {"ControlError", "Ledger", "LedgerEntry", "RecordedRequest", "EmulatorSettings"}
+)
 
 
 def __getattr__(name: str) -> Any:

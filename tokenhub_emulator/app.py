@@ -116,13 +116,18 @@ class _Answer(Response):
         self._keepalive = keepalive if stream else None
         self._ending = ending
         self._before_last = before_last
+        self._started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         waiter = _Disconnect(receive)
+        self._started = False
         try:
             await self._send_all(waiter, send)
         finally:
             await waiter.close()
+            # A stream that started is billed in full, even if the client went away mid-way.
+            if self._started and self._ending == "end" and self._before_last is not None:
+                self._before_last()
 
     async def _wait(self, waiter: _Disconnect, send: Send, seconds: float) -> bool:
         interval = self._keepalive
@@ -143,6 +148,7 @@ class _Answer(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
+        self._started = True
         if self._keepalive is not None:
             await send({"type": "http.response.body", "body": _KEEPALIVE, "more_body": True})
         if not await self._wait(waiter, send, self._first_event_delay):
@@ -158,6 +164,7 @@ class _Answer(Response):
             if i == last and self._ending == "end":
                 if self._before_last is not None:
                     self._before_last()
+                    self._before_last = None
                 batch.append(data)
                 await send({"type": "http.response.body", "body": b"".join(batch)})
                 return
@@ -186,8 +193,14 @@ def _headers(
     return headers
 
 
-def _json_answer(status: int, body: bytes, request_id: str, delay: float = 0.0) -> _Answer:
-    headers = _headers(request_id, _JSON)
+def _json_answer(
+    status: int,
+    body: bytes,
+    request_id: str,
+    delay: float = 0.0,
+    extra: Sequence[tuple[str, str]] = (),
+) -> _Answer:
+    headers = _headers(request_id, _JSON, extra)
     headers.append((b"content-length", str(len(body)).encode()))
     return _Answer(status, headers, [body], head_delay=delay)
 
@@ -271,8 +284,11 @@ class _Endpoints:
                 data = data[: len(data) // 2]
             else:
                 bill()
-            return _json_answer(200, data, request_id, latency + plan.delay_headers_s)
-        return self._stream(chat, reply, plan, request_id, completion_id, created, latency, bill)
+            delay = latency + plan.delay_headers_s
+            return _json_answer(200, data, request_id, delay, admission.headers)
+        return self._stream(
+            chat, reply, plan, request_id, completion_id, created, latency, bill, admission.headers
+        )
 
     def _rate_limited(self, recorded: RecordedRequest, refusal: Refusal, delay: float) -> _Answer:
         self.state.answered(recorded, 429)
@@ -295,6 +311,7 @@ class _Endpoints:
         created: int,
         latency: float,
         bill: Callable[[], None],
+        headers: Sequence[tuple[str, str]] = (),
     ) -> _Answer:
         events: list[str] = stream_events(
             reply, completion_id=completion_id, created=created, include_usage=chat.include_usage
@@ -319,7 +336,7 @@ class _Endpoints:
         head_delay = plan.delay_headers_s + (latency if keepalive is None else 0.0)
         return _Answer(
             200,
-            _headers(request_id, _SSE, [("cache-control", "no-cache")]),
+            _headers(request_id, _SSE, [("cache-control", "no-cache"), *headers]),
             events,
             stream=True,
             head_delay=head_delay,

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from tokenhub_emulator.meaning import time_phrases
+from tokenhub_emulator.meaning import proper_nouns, time_phrases
 from tokenhub_emulator.schema_values import PromptValues, generate
 
 __all__ = [
@@ -199,12 +199,21 @@ def rag_answer(messages: Messages, text_of: TextOf) -> str | None:
 
 
 def condensed_question(messages: Messages, text_of: TextOf) -> str | None:
-    """A "rephrase the follow up question" prompt: the follow-up question itself."""
+    """A "rephrase as a standalone question" prompt: the follow-up question itself.
+
+    The follow-up is labelled "Follow Up Input:" (LlamaIndex) or, when the instruction is in the
+    system message (LangChain's history-aware retriever), it is the last user message.
+    """
     last = next((text_of(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
-    if "standalone question" not in last.lower():
-        return None
-    found = re.search(r"Follow Up (?:Input|Question)\s*:\s*(.+?)\s*(?:\n|$)", last, re.IGNORECASE)
-    return found.group(1).strip() if found else None
+    system = " ".join(text_of(m["content"]) for m in messages if m["role"] == "system")
+    if "standalone question" in last.lower():
+        found = re.search(
+            r"Follow Up (?:Input|Question)\s*:\s*(.+?)\s*(?:\n|$)", last, re.IGNORECASE
+        )
+        return found.group(1).strip() if found else None
+    if "standalone question" in system.lower() and last.strip():
+        return " ".join(last.split())
+    return None
 
 
 # -- selectors ---------------------------------------------------------------------------------
@@ -305,8 +314,6 @@ def focus_section(text: str) -> str:
     Markdown sections and paragraphs are searched for the first proper noun of the first line;
     the whole text is returned when there is none.
     """
-    from tokenhub_emulator.meaning import proper_nouns
-
     first, _, rest = text.partition("\n")
     names = proper_nouns(first)
     if not names or not rest:

@@ -11,17 +11,19 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["WINDOW_S", "Admission", "RandomFaults", "RateLimiter"]
+__all__ = ["WINDOW_S", "Admission", "RandomFaults", "RateLimiter", "Refusal"]
 
 WINDOW_S = 60.0
 
 
 @dataclass
 class Admission:
-    """One call let through: when, and the tokens it counts against the minute."""
+    """One call let through: when, the tokens it counts against the minute, and the
+    ``x-ratelimit-*`` headers that tell the client what is left (none without limits)."""
 
     at: float
     tokens: int
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -92,7 +94,19 @@ class RateLimiter:
                     _seconds(wait),
                     "tokens",
                 )
-        admission = Admission(now, prompt_tokens)
+        headers: list[tuple[str, str]] = []
+        if rpm is not None:
+            headers += [
+                ("x-ratelimit-limit-requests", str(rpm)),
+                ("x-ratelimit-remaining-requests", str(rpm - len(calls) - 1)),
+            ]
+        if tpm is not None:
+            left = tpm - sum(c.tokens for c in calls) - prompt_tokens
+            headers += [
+                ("x-ratelimit-limit-tokens", str(tpm)),
+                ("x-ratelimit-remaining-tokens", str(left)),
+            ]
+        admission = Admission(now, prompt_tokens, tuple(headers))
         calls.append(admission)
         return admission
 

@@ -100,7 +100,7 @@ _PLACE_AFTER = re.compile(
 _PLACE_STOP = _words(
     "today tomorrow now right please and with on this that the a an is are was be will would "
     "should could what how when weather forecast temperature it its me my your our their next "
-    "this week weekend tonight currently like like? in at for to from by of or but so if then "
+    "this week weekend tonight currently like in at for to from by of or but so if then "
     "celsius fahrenheit degrees metric imperial units"
 )
 _WORD = re.compile(r"[a-z]+")

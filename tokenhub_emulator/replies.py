@@ -1,7 +1,8 @@
 """Deterministic answers: text, tool calls and JSON, with a stable token estimate.
 
 Pure: `answer` maps a validated `ChatRequest` to a `Reply`; `scripted_reply` turns a reply queued
-with ``queue_reply`` into one. The same request always gets the same content.
+with ``queue_reply`` into one. The same request always gets the same content. The rules are a
+contract, written down in the README ("How the emulator answers"); `text_answer` applies them.
 """
 
 from __future__ import annotations
@@ -364,13 +365,17 @@ def answer(request: ChatRequest, call_id_prefix: str) -> Reply:
     if calls_for:
         names = [t.name for t in request.tools]
         exclude = names + [n.replace("_", " ") for n in names]
+        focused = focus_section(prompt)  # "Extract the Duskwine variety from: <document>"
         calls = tuple(
             ReplyToolCall(
                 id=f"{call_id_prefix}{i}",
                 name=tool.name,
                 arguments=json.dumps(
                     generate(
-                        tool.parameters, values=PromptValues(segment, prompt, exclude=exclude)
+                        tool.parameters,
+                        values=PromptValues(
+                            focused if focused != prompt else segment, prompt, exclude=exclude
+                        ),
                     ),
                     ensure_ascii=False,
                 ),

@@ -17,7 +17,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from tokenhub_emulator.app import DroppedConnectionFilter, create_app
 from tokenhub_emulator.control import CONTROL_PREFIX, Scripting
-from tokenhub_emulator.state import EmulatorState, Settings
+from tokenhub_emulator.state import EmulatorSettings, EmulatorState
 
 __all__ = ["TokenHubEmulator"]
 
@@ -168,7 +168,7 @@ class TokenHubEmulator(Scripting):
         if control_token is not None and not control_token.strip():
             raise ValueError("control_token='': give a non-empty token or None")
         self.state = EmulatorState(
-            Settings(
+            EmulatorSettings(
                 latency_ms=latency_ms,
                 keepalive_interval_s=keepalive_interval_s,
                 tokens_per_second=tokens_per_second,

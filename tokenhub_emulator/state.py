@@ -30,13 +30,13 @@ from tokenhub_emulator.replies import ScriptedReply
 __all__ = [
     "OPERATIONS",
     "ControlError",
+    "EmulatorSettings",
     "EmulatorState",
     "Fault",
     "Ledger",
     "LedgerEntry",
     "RecordedRequest",
     "ScriptedReply",
-    "Settings",
     "redact_authorization",
 ]
 
@@ -190,7 +190,7 @@ class Ledger:
 
 
 @dataclass(frozen=True)
-class Settings:
+class EmulatorSettings:
     """What the emulator does to every call; set at construction, changed by ``configure``.
 
     Every limit is off by default except Claude's own rules (``claude_rules``: the context
@@ -301,9 +301,9 @@ OPERATIONS = (
 class EmulatorState:
     """Scripted replies and faults, settings, limits, recorded requests and the ledger."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: EmulatorSettings | None = None) -> None:
         self._lock = threading.Lock()
-        self._initial = settings or Settings()
+        self._initial = settings or EmulatorSettings()
         self.settings = self._initial
         self._replies: deque[_Queued] = deque()
         self._faults: deque[_Queued] = deque()
@@ -427,7 +427,7 @@ class EmulatorState:
         self._push(self._delays, float(seconds), times)
 
     def _op_configure(self, **changes: Any) -> dict[str, Any]:
-        known = {f.name for f in dataclasses.fields(Settings)}
+        known = {f.name for f in dataclasses.fields(EmulatorSettings)}
         unknown = sorted(set(changes) - known)
         if unknown:
             raise ControlError(

@@ -23,9 +23,12 @@ from pydantic import BaseModel, Field
 
 from langchain_tokenhub import ChatTokenHub
 from llama_index_tokenhub import TokenHub
+from tests.llama_index import fixtures
 from tokenhub_emulator import TokenHubEmulator
 from tokenhub_emulator.formats import best_sentences
 from tokenhub_emulator.meaning import field_kind, places, proper_nouns, time_phrases
+
+sync_loop = fixtures.sync_loop  # llama-index's sync paths get a loop that is closed afterwards
 
 DATA = Path(__file__).resolve().parents[2] / "notebooks" / "data"
 FESTIVAL = (DATA / "lantern_festival.md").read_text()
@@ -177,6 +180,23 @@ def test_a_llamaindex_query_and_chat_engine_answer_from_the_context(llama: Token
     follow_up = str(chat.chat("And how long must that cider ferment?"))
     assert "fermented in oak barrels in the packing house cellar for at least five months" in (
         follow_up
+    )
+
+
+def test_a_standalone_question_prompt_gets_the_follow_up(chat_model: ChatTokenHub) -> None:
+    contextualize = ChatPromptTemplate.from_messages(
+        [
+            (
+                "system",
+                "Given a chat history and the latest user question which might reference "
+                "context in the chat history, formulate a standalone question. Do NOT answer it.",
+            ),
+            ("human", "{input}"),
+        ]
+    )
+    chain = contextualize | chat_model | StrOutputParser()
+    assert chain.invoke({"input": "And how long must it ferment?"}) == (
+        "And how long must it ferment?"
     )
 
 

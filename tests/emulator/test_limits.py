@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -30,10 +31,14 @@ def _error(response: httpx.Response) -> dict[str, Any]:
 def test_requests_beyond_the_rpm_get_429_with_retry_after(
     tokenhub_emulator: TokenHubEmulator, http: httpx.Client
 ) -> None:
+    assert "x-ratelimit-limit-requests" not in _post(http, chat()).headers  # no limit, no header
+    tokenhub_emulator.reset()
     tokenhub_emulator.configure(rpm=3)
-    statuses = [_post(http, chat()).status_code for _ in range(3)]
+    answers = [_post(http, chat()), _post(http, chat(stream=True)), _post(http, chat())]
     refused = _post(http, chat())
-    assert statuses == [200, 200, 200]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert {a.headers["x-ratelimit-limit-requests"] for a in answers} == {"3"}
+    assert [a.headers["x-ratelimit-remaining-requests"] for a in answers] == ["2", "1", "0"]
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert _error(refused)["type"] == "rate_limit_error"
@@ -61,7 +66,10 @@ def test_tokens_beyond_the_tpm_get_429(
     usage = first.json()["usage"]
     tokenhub_emulator.reset()
     tokenhub_emulator.configure(tpm=usage["total_tokens"] + usage["prompt_tokens"] - 1)
-    assert _post(http, chat("a" * 400)).status_code == 200
+    admitted = _post(http, chat("a" * 400))
+    assert admitted.status_code == 200
+    remaining = int(admitted.headers["x-ratelimit-remaining-tokens"])
+    assert remaining == usage["total_tokens"] - 1  # what was left when it was let through
     refused = _post(http, chat("a" * 400))
     assert refused.status_code == 429 and "tokens per minute" in _error(refused)["message"]
     assert int(refused.headers["retry-after"]) >= 1
@@ -111,6 +119,20 @@ def test_the_window_slides() -> None:
     assert isinstance(limiter.admit("t", 10, None, 100), Admission)
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"rpm": 0}, "rpm=0: expected an integer >= 1 or None"),
+        ({"tpm": 2.5}, "tpm=2.5: expected an integer >= 1 or None"),
+        ({"fault_rate": 1.5}, "fault_rate=1.5: expected a number 0 to 1"),
+        ({"tokens_per_second": 0}, "tokens_per_second=0: expected a number > 0 or None"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(setting: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TokenHubEmulator(**setting)
+
+
 # -- random faults -----------------------------------------------------------------------------
 
 
@@ -147,6 +169,22 @@ def test_fault_rate_one_fails_every_call_and_zero_none(
     assert _post(http, chat()).status_code == 200
 
 
+def test_random_faults_also_cut_streams(
+    tokenhub_emulator: TokenHubEmulator, http: httpx.Client
+) -> None:
+    tokenhub_emulator.configure(fault_rate=1.0, seed=3)
+    outcomes = set()
+    for _ in range(20):
+        try:
+            response = _post(http, chat(stream=True))
+        except httpx.RemoteProtocolError:
+            outcomes.add("cut")
+            continue
+        outcomes.add(str(response.status_code))
+    assert "cut" in outcomes and outcomes - {"cut"} <= {"500", "503", "529"}
+    assert tokenhub_emulator.ledger().calls == 0
+
+
 # -- stream pace -------------------------------------------------------------------------------
 
 
@@ -165,6 +203,22 @@ def test_a_paced_stream_arrives_event_by_event(
     assert b"".join(paced).count(b"data: ") == b"".join(unpaced).count(b"data: ")
     assert len(unpaced) <= 2  # written in one or two batches
     assert len(paced) >= b"".join(paced).count(b"data: ") // 2  # one event at a time
+
+
+def test_a_started_stream_is_billed_in_full_when_the_client_leaves(
+    tokenhub_emulator: TokenHubEmulator, http: httpx.Client
+) -> None:
+    body = chat("Tell me about the orchard, the apples and the cider.", stream=True)
+    whole = http.post("/chat/completions", json=chat(body["messages"][0]["content"]))
+    tokenhub_emulator.reset()
+    tokenhub_emulator.configure(tokens_per_second=20)
+    with http.stream("POST", "/chat/completions", json=body) as response:
+        next(response.iter_raw())  # the first event or two, then the client goes away
+    deadline = time.monotonic() + 30
+    while not tokenhub_emulator.ledger().calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [entry] = tokenhub_emulator.ledger().entries
+    assert entry.stream and entry.completion_tokens == whole.json()["usage"]["completion_tokens"]
 
 
 # -- Claude's rules ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.emulator.helpers import MODEL, chat, chunks, sse, streamed_text
-from tokenhub_core.catalog import resolve_model
+from tokenhub_core.catalog import price_call, resolve_model
 from tokenhub_emulator import TokenHubEmulator
 
 USAGE = {"include_usage": True}
@@ -396,3 +396,18 @@ def test_scripting_from_many_threads_while_serving(
         thread.join()
     assert len(tokenhub_emulator.requests) == 40
     assert tokenhub_emulator.ledger().calls == 40
+
+
+def test_the_ledger_prices_with_the_one_pricing_rule(
+    tokenhub_emulator: TokenHubEmulator, http: httpx.Client
+) -> None:
+    usage = {"prompt_tokens": 1000, "completion_tokens": 100}
+    tokenhub_emulator.queue_reply("served by Opus", model="claude-opus-4-7", usage=usage)
+    tokenhub_emulator.queue_reply("served by a model the catalog lacks", model="x-9", usage=usage)
+    _post(http, chat())
+    _post(http, chat())
+    served, unknown = tokenhub_emulator.ledger().entries
+    assert (served.model, served.cost_usd) == price_call(MODEL, "claude-opus-4-7", 1000, 100)
+    assert served.model == "anthropic/claude-opus-4-7"  # billed as the model that answered
+    assert (unknown.model, unknown.cost_usd) == price_call(MODEL, "x-9", 1000, 100)
+    assert unknown.model == MODEL  # else as the model requested

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.emulator.helpers import chat
-from tokenhub_emulator import TokenHubEmulator
+from tokenhub_emulator import RemoteEmulator, TokenHubEmulator
 
 
 def _threads() -> set[str]:
@@ -135,8 +135,72 @@ def test_python_m_emulator_help() -> None:
         timeout=30,
         check=True,
     )
-    for flag in ("--host", "--port", "--latency-ms", "--keepalive"):
+    for flag in (
+        "--host",
+        "--port",
+        "--latency-ms",
+        "--keepalive",
+        "--tokens-per-second",
+        "--rpm",
+        "--tpm",
+        "--fault-rate",
+        "--seed",
+        "--no-claude-rules",
+        "--control-token",
+    ):
         assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-m", "tokenhub_emulator"],
+        [sys.executable, "-m", "tokenhub_core.cli", "emulator"],
+    ],
+    ids=["python -m tokenhub_emulator", "tokenhub emulator"],
+)
+def test_limits_and_the_control_token_are_flags_too(command: list[str]) -> None:
+    process = subprocess.Popen(
+        [*command, "--port", "0", "--rpm", "1", "--control-token", "tok"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        match = re.fullmatch(
+            r"TOKENHUB_BASE_URL=(http://127\.0\.0\.1:\d+/api/v1) TOKENHUB_API_KEY=(th-\S+)\n",
+            process.stdout.readline(),
+        )
+        assert match
+        base_url, key = match.groups()
+        process.stdout.readline()
+        control = process.stdout.readline()
+        assert control.startswith("Control API: http://127.0.0.1:") and "/_emulator" in control
+        headers = {"Authorization": f"Bearer {key}"}
+        first = httpx.post(f"{base_url}/chat/completions", json=chat(), headers=headers)
+        second = httpx.post(f"{base_url}/chat/completions", json=chat(), headers=headers)
+        assert (first.status_code, second.status_code) == (200, 429)
+        assert second.headers["retry-after"]
+        root = base_url.removesuffix("/api/v1")
+        assert httpx.get(f"{root}/_emulator/ledger").status_code == 401
+        with RemoteEmulator(base_url, control_token="tok") as remote:
+            assert remote.ledger().calls == 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+
+
+def test_bad_flags_are_refused_by_name() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenhub_emulator", "--fault-rate", "2"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--fault-rate" in result.stderr and "from 0 to 1" in result.stderr
 
 
 def test_importing_the_core_or_the_plugin_does_not_import_the_server() -> None:
