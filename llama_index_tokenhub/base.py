@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 from llama_index.core.base.llms.generic_utils import (
@@ -398,8 +398,8 @@ class TokenHub(FunctionCallingLLM):
         )
 
 
-# Module-level generators rather than closures inside the methods: they hold the stream and the
-# converter only, never the LLM, and closing them closes the stream at once.
+# Module-level, not closures inside the methods: they hold the stream and the converter only,
+# never the LLM, and closing them closes the stream at once.
 
 
 def _stream_responses(stream: ChatStream, converter: ChunkConverter) -> ChatResponseGen:
@@ -411,12 +411,59 @@ def _stream_responses(stream: ChatStream, converter: ChunkConverter) -> ChatResp
         yield converter.finish(stream.completion())
 
 
-async def _astream_responses(
-    stream: AsyncChatStream, converter: ChunkConverter
-) -> ChatResponseAsyncGen:
-    async with stream:
-        async for chunk in stream:
-            response = converter.add(chunk)
-            if response is not None:
-                yield response
-        yield converter.finish(stream.completion())
+class _AsyncResponses:
+    """One async stream's responses: an async iterator object, deliberately not an async
+    generator. At ``asyncio.run``'s shutdown the loop acloses every unfinished async generator
+    at once; a generator of ours wrapped around the core's would be closed while it closes the
+    core's, which asyncio reports as "aclose(): asynchronous generator is already running".
+    An object is not on that list: breaking out of ``astream_chat`` stays silent, and
+    ``aclose()`` (or the end of the stream, or an error) closes the connection.
+    """
+
+    __slots__ = ("_converter", "_done", "_stream")
+
+    def __init__(self, stream: AsyncChatStream, converter: ChunkConverter) -> None:
+        self._stream = stream
+        self._converter = converter
+        self._done = False
+
+    def __aiter__(self) -> _AsyncResponses:
+        return self
+
+    async def __anext__(self) -> ChatResponse:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            while True:
+                response = self._converter.add(await self._stream.__anext__())
+                if response is not None:
+                    return response
+        except StopAsyncIteration:
+            self._done = True
+            final = self._converter.finish(self._stream.completion())
+            await self._stream.aclose()
+            return final
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        self._done = True
+        await self._stream.aclose()
+
+    # asend and athrow complete the async generator protocol: LlamaIndex's callbacks wrap the
+    # result only when ``isinstance(result, collections.abc.AsyncGenerator)``.
+
+    async def asend(self, value: None) -> ChatResponse:
+        """Like ``__anext__`` (a stream takes no values)."""
+        return await self.__anext__()
+
+    async def athrow(self, error: BaseException, *args: Any) -> ChatResponse:
+        """Close the stream and raise ``error`` here, as a generator would."""
+        await self.aclose()
+        raise error
+
+
+def _astream_responses(stream: AsyncChatStream, converter: ChunkConverter) -> ChatResponseAsyncGen:
+    return cast("ChatResponseAsyncGen", _AsyncResponses(stream, converter))

@@ -154,8 +154,9 @@ def incomplete_call_message(tool_name: str, arguments: str, finish_reason: str |
             "made: retry with a larger max_tokens"
         )
     return (
-        f"the arguments of tool call {tool_name!r} are not a complete JSON object "
-        f"({redact(repr(shown))}, finish_reason={finish_reason!r}); the call was not made"
+        f"the arguments of tool call {tool_name!r} are not one complete JSON object this client "
+        f"can decode ({redact(repr(shown))}, finish_reason={finish_reason!r}); the call was not "
+        "made"
     )
 
 
