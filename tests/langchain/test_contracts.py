@@ -14,11 +14,13 @@ import pytest
 from langchain.agents import create_agent
 from langchain.agents.middleware import ModelRetryMiddleware, SummarizationMiddleware
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.exceptions import ModelAuthenticationError, ModelError
+from langchain_core.exceptions import ModelAuthenticationError, ModelError, OutputParserException
 from langchain_core.load import dumps
 from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.tools import tool
+from pydantic import BaseModel
+from typing_extensions import TypedDict
 
 from langchain_tokenhub import ChatTokenHub
 from tokenhub_core import client as core_client
@@ -36,6 +38,7 @@ from tokenhub_core.errors import (
 from tokenhub_emulator import TokenHubEmulator
 
 MODES = ["invoke", "ainvoke", "stream", "astream"]
+CUT = '{"to_account": "DE89 3704 0044 05'
 
 
 async def run(llm: Any, value: Any, mode: str, **kwargs: Any) -> Any:
@@ -186,14 +189,14 @@ async def test_a_tool_call_cut_off_by_max_tokens_is_invalid(
     tokenhub_emulator: TokenHubEmulator, mode: str
 ) -> None:
     tokenhub_emulator.queue_reply(
-        tool_calls=[{"name": "transfer", "arguments": '{"to_account": "DE89 3704 0044 05'}],
+        tool_calls=[{"name": "transfer", "arguments": CUT}],
         finish_reason="length",
     )
     message = await run(ChatTokenHub().bind_tools([transfer]), "Pay Bob", mode)
     assert message.tool_calls == []
     [invalid] = message.invalid_tool_calls
     assert invalid["name"] == "transfer"
-    assert invalid["args"] == '{"to_account": "DE89 3704 0044 05'
+    assert invalid["args"] == CUT
     assert "max_tokens" in (invalid["error"] or "")
 
 
@@ -427,3 +430,62 @@ def test_dumps_leaves_default_headers_out() -> None:
 def test_aggregated_chunks_stay_plain_ai_message_chunks_when_serialized() -> None:
     chunk = AIMessageChunk(content="x")
     assert "TokenHubMessageChunk" not in dumps(chunk)
+
+
+# --- 11.11 structured output: one behavior for every schema kind ------------------------------
+
+
+class Payment(BaseModel):
+    """A payment."""
+
+    to_account: str
+    amount: float
+
+
+class PaymentDict(TypedDict):
+    """A payment."""
+
+    to_account: str
+    amount: float
+
+
+PAYMENT_SCHEMA = {
+    "title": "Payment",
+    "description": "A payment.",
+    "type": "object",
+    "properties": {"to_account": {"type": "string"}, "amount": {"type": "number"}},
+    "required": ["to_account", "amount"],
+}
+SCHEMAS = {"pydantic": Payment, "typeddict": PaymentDict, "json_schema": PAYMENT_SCHEMA}
+PROBLEMS = {
+    "no_call": ({"text": "I would rather not."}, r"no '\w+' tool call.*rather not"),
+    "invalid_json": (
+        {"tool_calls": [{"name": "NAME", "arguments": '{"to_account": }'}]},
+        r"'\w+' tool call is not valid: .*not one complete JSON",
+    ),
+    "cut_off": (
+        {"tool_calls": [{"name": "NAME", "arguments": CUT}], "finish_reason": "length"},
+        r"'\w+' tool call is not valid: .*cut off by max_tokens",
+    ),
+    "wrong_fields": (
+        {"tool_calls": [{"name": "NAME", "arguments": {"to_account": "DE89"}}]},
+        r"does not match the schema.*amount",
+    ),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+@pytest.mark.parametrize("kind", sorted(SCHEMAS))
+async def test_every_schema_kind_fails_the_same_way_saying_what_was_wrong(
+    tokenhub_emulator: TokenHubEmulator, kind: str, problem: str
+) -> None:
+    schema = SCHEMAS[kind]
+    name = "PaymentDict" if kind == "typeddict" else "Payment"
+    reply, match = PROBLEMS[problem]
+    reply = json.loads(json.dumps(reply).replace("NAME", name))
+    tokenhub_emulator.queue_reply(**reply, times=2)
+    with pytest.raises(OutputParserException, match=match):
+        ChatTokenHub().with_structured_output(schema).invoke("Pay Bob 5")
+    raw = ChatTokenHub().with_structured_output(schema, include_raw=True).invoke("Pay Bob 5")
+    assert raw["parsed"] is None
+    assert isinstance(raw["parsing_error"], OutputParserException)
