@@ -14,7 +14,6 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import BaseTool
-from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import (
     BaseModel,
@@ -43,7 +42,7 @@ from langchain_tokenhub.structured import (
     tool_call_parser,
 )
 from tokenhub_core import DEFAULT_MODEL, ChatCompletion, TokenHubClient, resolve_model
-from tokenhub_core.client import API_KEY_ENV, BASE_URL_ENV, ClientSlot
+from tokenhub_core.client import API_KEY_ENV, ClientSlot
 from tokenhub_core.params import (
     DEFAULT_MAX_TOKENS,
     REQUEST_PARAMS,
@@ -91,12 +90,12 @@ class ChatTokenHub(BaseChatModel):
 
     model: str = Field(default=DEFAULT_MODEL, alias="model_name")
     """Model id, ``anthropic/claude-...`` or the bare short name (alias ``model_name``)."""
-    api_key: SecretStr | None = Field(default_factory=secret_from_env(API_KEY_ENV, default=None))
-    """``th-...`` key (alias ``openai_api_key``); defaults to ``TOKENHUB_API_KEY``. Missing is an
-    error at call time."""
-    base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
-    """Defaults to ``TOKENHUB_BASE_URL``, then ``https://tokenhub.store/api/v1`` (aliases
-    ``openai_api_base``, ``api_base``)."""
+    api_key: SecretStr | None = None
+    """``th-...`` key (alias ``openai_api_key``); when unset, ``TOKENHUB_API_KEY`` is read at the
+    first call (not at construction, like the base URL). Missing is an error at call time."""
+    base_url: str | None = None
+    """When unset, ``TOKENHUB_BASE_URL`` (read at the first call), then
+    ``https://tokenhub.store/api/v1`` (aliases ``openai_api_base``, ``api_base``)."""
     max_tokens: int = DEFAULT_MAX_TOKENS
     """Maximum output tokens, always sent (Claude requires it); None means 1024, TokenHub's
     default (alias ``max_completion_tokens``)."""

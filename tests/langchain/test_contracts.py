@@ -489,3 +489,42 @@ async def test_every_schema_kind_fails_the_same_way_saying_what_was_wrong(
     raw = ChatTokenHub().with_structured_output(schema, include_raw=True).invoke("Pay Bob 5")
     assert raw["parsed"] is None
     assert isinstance(raw["parsing_error"], OutputParserException)
+
+
+# --- 11.8 key and base URL are both read at the first call ---------------------------------------
+
+
+def test_key_and_base_url_are_both_read_at_first_use(
+    tokenhub_emulator: TokenHubEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TOKENHUB_API_KEY")
+    monkeypatch.delenv("TOKENHUB_BASE_URL")
+    llm = ChatTokenHub()  # built at import time, before the environment is ready
+    monkeypatch.setenv("TOKENHUB_API_KEY", tokenhub_emulator.api_key)
+    monkeypatch.setenv("TOKENHUB_BASE_URL", tokenhub_emulator.base_url)
+    assert llm.invoke("hi").content
+    assert tokenhub_emulator.ledger(tokenhub_emulator.api_key).calls == 1
+
+
+def test_usage_callbacks_still_add_up_calls(tokenhub_emulator: TokenHubEmulator) -> None:
+    from langchain_core.callbacks import get_usage_metadata_callback
+
+    llm = ChatTokenHub(model="claude-haiku-4-5")
+    with get_usage_metadata_callback() as usage:
+        llm.invoke("one")
+        list(llm.stream("two"))
+    [totals] = usage.usage_metadata.values()
+    ledger = tokenhub_emulator.ledger()
+    assert totals["input_tokens"] == ledger.prompt_tokens
+    assert totals["output_tokens"] == ledger.completion_tokens
+
+
+async def test_a_deeply_nested_error_body_is_still_the_status_error(
+    tokenhub_emulator: TokenHubEmulator,
+) -> None:
+    from tokenhub_core.errors import InternalServerError
+
+    tokenhub_emulator.fail_next(500, body='{"error": ' * 100_000 + '"x"' + "}" * 100_000)
+    with pytest.raises(InternalServerError) as info:
+        await ChatTokenHub(max_retries=0).ainvoke("hi")
+    assert info.value.status_code == 500

@@ -26,6 +26,7 @@ from tests.llama_index.fixtures import chat_bodies
 from tokenhub_core import track_cost
 from tokenhub_core.catalog import price_call
 from tokenhub_core.errors import (
+    APIResponseError,
     APITimeoutError,
     IncompleteToolCallError,
     InvalidParameterError,
@@ -375,3 +376,13 @@ def test_breaking_out_of_astream_chat_inside_asyncio_run_is_silent() -> None:
     )
     assert done.stdout.strip() == "ok", done.stderr
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_deeply_nested_reply_body_is_an_api_response_error(
+    llm: TokenHub, tokenhub_emulator: TokenHubEmulator, mode: str
+) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    tokenhub_emulator.fail_next(200, body=f'{{"id": "x", "choices": [], "x": {deep}}}')
+    with pytest.raises(APIResponseError):
+        await _final(mode, llm, _user("hi"))
