@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -528,3 +531,35 @@ async def test_a_deeply_nested_error_body_is_still_the_status_error(
     with pytest.raises(InternalServerError) as info:
         await ChatTokenHub(max_retries=0).ainvoke("hi")
     assert info.value.status_code == 500
+
+
+# --- 11.16 breaking out of a stream is silent ----------------------------------------------------
+
+
+def test_breaking_out_of_streams_inside_asyncio_run_is_silent() -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio
+        from langchain_tokenhub import ChatTokenHub
+        from tokenhub_emulator import TokenHubEmulator
+
+        with TokenHubEmulator() as emu:
+            llm = ChatTokenHub(api_key=emu.api_key, base_url=emu.base_url)
+
+            async def main():
+                for _ in range(3):
+                    async for _ in llm.astream("a long story please"):
+                        break
+
+            asyncio.run(main())
+            for _ in range(3):
+                for _ in llm.stream("a long story please"):
+                    break
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "ok", done.stderr
+    assert done.stderr == ""
