@@ -202,8 +202,12 @@ class TokenHub(FunctionCallingLLM):
 
     @property
     def api_base(self) -> str:
-        """The base URL a call made now goes to (OpenAILike's name)."""
+        """The base URL a call made now goes to (OpenAILike's name; setting it sets base_url)."""
         return self.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+
+    @api_base.setter
+    def api_base(self, value: str | None) -> None:
+        self.base_url = value
 
     @property
     def metadata(self) -> LLMMetadata:

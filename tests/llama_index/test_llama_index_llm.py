@@ -71,7 +71,10 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_api_base_is_an_alias_of_base_url() -> None:
     assert TokenHub(api_base="http://127.0.0.1:1/x").base_url == "http://127.0.0.1:1/x"
     assert TokenHub(base_url="http://127.0.0.1:2/y").base_url == "http://127.0.0.1:2/y"
-    assert TokenHub(api_base="http://127.0.0.1:1/x").api_base == "http://127.0.0.1:1/x"
+    llm = TokenHub(api_base="http://127.0.0.1:1/x")
+    assert llm.api_base == "http://127.0.0.1:1/x"
+    llm.api_base = "http://127.0.0.1:3/z"
+    assert (llm.base_url, llm.api_base) == ("http://127.0.0.1:3/z", "http://127.0.0.1:3/z")
 
 
 def test_api_key_is_never_shown() -> None:
