@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import BaseTool
-from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import (
     BaseModel,
@@ -42,20 +41,27 @@ from langchain_tokenhub.structured import (
     structured_runnable,
     tool_call_parser,
 )
-from tokenhub_core import DEFAULT_MODEL, ChatCompletion, TokenHubClient
-from tokenhub_core.client import API_KEY_ENV, BASE_URL_ENV, ClientSlot
+from tokenhub_core import DEFAULT_MODEL, ChatCompletion, TokenHubClient, resolve_model
+from tokenhub_core.client import API_KEY_ENV, ClientSlot
 from tokenhub_core.params import (
     DEFAULT_MAX_TOKENS,
     REQUEST_PARAMS,
+    apply_aliases,
+    check_known,
+    check_max_retries,
+    check_no_secrets,
     check_sampling_params,
     estimate_tokens,
     normalize_stop,
+    normalize_timeout,
 )
 
 __all__ = ["ChatTokenHub"]
 
 # Per-call keywords that are ours rather than request fields.
 _CALL_OPTIONS = frozenset({"model", "extra_body", "extra_headers", "stream_usage", "stream"})
+_CALL_KEYWORDS = REQUEST_PARAMS | _CALL_OPTIONS
+Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
 
 
 @dataclass(frozen=True)
@@ -83,27 +89,32 @@ class ChatTokenHub(BaseChatModel):
     """
 
     model: str = Field(default=DEFAULT_MODEL, alias="model_name")
-    """Model id, ``anthropic/claude-...`` or the bare short name."""
-    api_key: SecretStr | None = Field(default_factory=secret_from_env(API_KEY_ENV, default=None))
-    """``th-...`` key; defaults to ``TOKENHUB_API_KEY``. Missing is an error at call time."""
-    base_url: str | None = Field(default_factory=from_env(BASE_URL_ENV, default=None))
-    """Defaults to ``TOKENHUB_BASE_URL``, then ``https://tokenhub.store/api/v1``."""
+    """Model id, ``anthropic/claude-...`` or the bare short name (alias ``model_name``)."""
+    api_key: SecretStr | None = None
+    """``th-...`` key (alias ``openai_api_key``); when unset, ``TOKENHUB_API_KEY`` is read at the
+    first call (not at construction, like the base URL). Missing is an error at call time."""
+    base_url: str | None = None
+    """When unset, ``TOKENHUB_BASE_URL`` (read at the first call), then
+    ``https://tokenhub.store/api/v1`` (aliases ``openai_api_base``, ``api_base``)."""
     max_tokens: int = DEFAULT_MAX_TOKENS
-    """Maximum output tokens, always sent (Claude requires it)."""
+    """Maximum output tokens, always sent (Claude requires it); None means 1024, TokenHub's
+    default (alias ``max_completion_tokens``)."""
     temperature: float | None = None
     """0.0-1.0. Set temperature or top_p, not both."""
     top_p: float | None = None
     """0.0-1.0. Set temperature or top_p, not both."""
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """At most 4 stop sequences."""
-    timeout: float | None = 60.0
-    """Seconds per attempt; None waits forever."""
+    timeout: Timeout = 60.0
+    """Seconds per attempt (None waits forever), an ``httpx.Timeout`` or a ``(connect, read)``
+    pair (alias ``request_timeout``)."""
     max_retries: int = 2
     """Retries of retryable failures (429, 5xx, connection errors), inside the core only."""
-    default_headers: dict[str, str] | None = None
-    """Headers sent with every request."""
+    default_headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
+    """Headers sent with every request; never serialized (they may carry credentials)."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Other request fields (``user``, ``seed``, ``metadata``... or anything TokenHub accepts)."""
+    """Other request fields (``user``, ``seed``, ``metadata``... or anything TokenHub accepts);
+    provider extras are better in ``extra_body``. A credential-looking name is refused."""
     extra_body: dict[str, Any] | None = None
     """Fields merged into the request body as they are."""
     streaming: bool = False
@@ -115,7 +126,10 @@ class ChatTokenHub(BaseChatModel):
     http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
     """Your own ``httpx.AsyncClient``, used as it is."""
 
-    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+    # A validation error must not echo the input: it would hold the api_key.
+    model_config = ConfigDict(
+        populate_by_name=True, arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     _clients: ClientSlot = PrivateAttr(default_factory=ClientSlot)
 
@@ -123,26 +137,34 @@ class ChatTokenHub(BaseChatModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _collect_model_kwargs(cls, values: Any) -> Any:
-        """Move unknown constructor arguments into ``model_kwargs``, as ChatOpenAI does."""
+    def _known_fields_only(cls, values: Any) -> Any:
+        """Rename ChatOpenAI's names to ours; an unknown field is an error naming it."""
         if not isinstance(values, dict):
             return values
+        values = apply_aliases(values, where="ChatTokenHub")
         known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
-        unknown = [k for k in values if k not in known]
-        if not unknown:
-            return values
-        values = dict(values)
-        model_kwargs = dict(values.get("model_kwargs") or {})
-        for key in unknown:
-            warnings.warn(
-                f"{key!r} is not a ChatTokenHub parameter; it was moved to model_kwargs and is "
-                "sent in the request body",
-                UserWarning,
-                stacklevel=4,
-            )
-            model_kwargs[key] = values.pop(key)
-        values["model_kwargs"] = model_kwargs
+        check_known(values, known | REQUEST_PARAMS, where="ChatTokenHub")
+        if request_fields := [k for k in values if k in REQUEST_PARAMS and k not in known]:
+            # Request fields without a field of their own (seed, user, n...): sent every call.
+            model_kwargs = dict(values.get("model_kwargs") or {})
+            model_kwargs.update({k: values.pop(k) for k in request_fields})
+            values["model_kwargs"] = model_kwargs
+        check_no_secrets(values.get("model_kwargs") or {}, param="model_kwargs")
+        check_no_secrets(values.get("extra_body") or {}, param="extra_body")
+        if values.get("max_tokens", DEFAULT_MAX_TOKENS) is None:
+            values["max_tokens"] = DEFAULT_MAX_TOKENS
         return values
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(cls, timeout: Timeout) -> Timeout:
+        normalize_timeout(timeout)
+        return timeout
+
+    @field_validator("max_retries", mode="before")
+    @classmethod
+    def _check_max_retries(cls, max_retries: Any) -> int:
+        return check_max_retries(max_retries)
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -224,12 +246,33 @@ class ChatTokenHub(BaseChatModel):
 
     # --- the request path ---------------------------------------------------------------------
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """What the catalog knows of the model (None for a model it does not know)."""
+        info = resolve_model(self.model)
+        if info is None:
+            return None
+        return ModelProfile(
+            max_input_tokens=info.context_window,
+            max_output_tokens=info.max_output_tokens,
+            text_inputs=True,
+            image_inputs=info.supports_vision,
+            image_url_inputs=info.supports_vision,
+            pdf_inputs=False,
+            audio_inputs=False,
+            video_inputs=False,
+            text_outputs=True,
+            tool_calling=info.supports_tools,
+            tool_choice=info.supports_tools,
+            tool_call_streaming=info.supports_tools,
+            structured_output=info.supports_tools,
+        )
+
     def _get_client(self) -> TokenHubClient:
         """The instance's client, built on first use and rebuilt if its settings change."""
         return self._clients.get(
             api_key=self.api_key,
             base_url=self.base_url,
-            timeout=self.timeout,
+            timeout=normalize_timeout(self.timeout),
             max_retries=self.max_retries,
             default_headers=self.default_headers,
             http_client=self.http_client,
@@ -239,7 +282,12 @@ class ChatTokenHub(BaseChatModel):
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> _Request:
-        """The one payload builder shared by the four generate/stream methods."""
+        """The one payload builder shared by the four generate/stream methods.
+
+        Per-call values win over the instance's; a per-call None keeps the instance's value.
+        """
+        kwargs = apply_aliases(kwargs, where="the call")
+        check_known(kwargs, _CALL_KEYWORDS, where="ChatTokenHub call")
         params: dict[str, Any] = {
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
@@ -247,11 +295,11 @@ class ChatTokenHub(BaseChatModel):
             "stop": self.stop,
         }
         extra_body = dict(self.extra_body or {})
-        for key, value in {**self.model_kwargs, **kwargs}.items():
-            if key in REQUEST_PARAMS:
+        for key, value in self.model_kwargs.items():
+            (params if key in REQUEST_PARAMS else extra_body)[key] = value
+        for key, value in kwargs.items():
+            if key in REQUEST_PARAMS and value is not None:
                 params[key] = value
-            elif key not in _CALL_OPTIONS:
-                extra_body[key] = value
         if stop is not None:
             params["stop"] = stop or None
         if extra := kwargs.get("extra_body"):
@@ -342,6 +390,29 @@ class ChatTokenHub(BaseChatModel):
                             await run_manager.on_llm_new_token(generation.text, chunk=generation)
                         yield generation
                 yield ChatGenerationChunk(message=converter.finish(stream.usage))
+
+    def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        """One ``llm_output`` for a batch: token usage summed, the first model name."""
+        token_usage: dict[str, Any] = {}
+        combined: dict[str, Any] = {}
+        for output in llm_outputs:
+            if not output:
+                continue
+            combined.setdefault("model_name", output.get("model_name"))
+            combined.setdefault("system_fingerprint", output.get("system_fingerprint"))
+            _add_token_usage(token_usage, output.get("token_usage") or {})
+        combined["token_usage"] = token_usage
+        combined.setdefault("model_name", self.model)
+        return combined
+
+    def _convert_cached_generations(self, cache_val: list[Generation]) -> list[ChatGeneration]:
+        """A cache hit cost nothing: ``cost_usd`` 0.0, as langchain-core zeroes ``total_cost``."""
+        generations = super()._convert_cached_generations(cache_val)
+        for generation in generations:
+            metadata = generation.message.response_metadata
+            if metadata.get("model_provider") == MODEL_PROVIDER and "cost_usd" in metadata:
+                generation.message.response_metadata = {**metadata, "cost_usd": 0.0}
+        return generations
 
     # --- binding ------------------------------------------------------------------------------
 
@@ -444,8 +515,24 @@ class ChatTokenHub(BaseChatModel):
 
 
 def _chat_result(completion: ChatCompletion, model: str) -> ChatResult:
+    """The result, with ``llm_output`` shaped as ChatOpenAI's (``token_usage``, ``model_name``)."""
     message = completion_to_message(completion, model=model, request_id=completion.request_id)
-    return ChatResult(generations=[ChatGeneration(message=message)])
+    llm_output: dict[str, Any] = {
+        "model_name": message.response_metadata["model_name"],
+        "id": completion.id,
+        "system_fingerprint": completion.system_fingerprint,
+    }
+    if completion.usage is not None:
+        llm_output["token_usage"] = completion.usage.model_dump(exclude_none=True)
+    return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
+
+
+def _add_token_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:
+    for key, value in usage.items():
+        if isinstance(value, Mapping):
+            _add_token_usage(total.setdefault(key, {}), value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
 
 
 def _response_format(schema: dict[str, Any] | type, strict: bool | None) -> dict[str, Any]:

@@ -21,10 +21,15 @@ APIResponseError           ModelAPIError (a broken 200, an SSE error event)
 APIConnectionError         ModelConnectionError
 StreamInterruptedError     ModelConnectionError
 APITimeoutError            ModelTimeoutError
+PaymentRequiredError       ModelError (402: not retryable)
+BudgetExceededError        ModelError (not retryable)
+UnknownParameterError      ModelInvalidRequestError
+APIStatusError (others)    ModelError, retryable for 408 and 409
 =========================  ==============================================
 
-402 (PaymentRequiredError), other statuses and BudgetExceededError have no langchain-core
-counterpart and surface unchanged.
+LangChain's ``ModelRetryMiddleware`` retries by ``ModelError.is_retryable`` (any other exception
+is retried): a 402, a budget or a bad parameter is never retried there. Bridged errors pickle as
+their bridged class, with their attributes.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from langchain_core.exceptions import (
     ContextOverflowError,
@@ -63,18 +69,46 @@ _PAIRS: tuple[tuple[type[core.TokenHubError], type[ModelError]], ...] = (
     (core.APIConnectionError, ModelConnectionError),
     (core.StreamInterruptedError, ModelConnectionError),
     (core.APITimeoutError, ModelTimeoutError),
+    (core.PaymentRequiredError, ModelError),
+    (core.BudgetExceededError, ModelError),
+    (core.UnknownParameterError, ModelInvalidRequestError),
+    (core.APIStatusError, ModelError),
 )
 
 
+def _rebuild_bridged(
+    core_class: type[core.TokenHubError],
+    overflow: bool,
+    args: tuple[Any, ...],
+    state: dict[str, Any],
+) -> core.TokenHubError:
+    """Unpickle a bridged error: its class is found again from the core class it bridges."""
+    cls = _CONTEXT_OVERFLOW if overflow else _BRIDGED[core_class]
+    error: core.TokenHubError = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+def _reduce(self: core.TokenHubError) -> tuple[Any, ...]:
+    core_class = next(c for c in type(self).__mro__ if c.__module__ == core.__name__)
+    overflow = isinstance(self, ContextOverflowError)
+    return _rebuild_bridged, (core_class, overflow, self.args, dict(self.__dict__))
+
+
+def _status_is_retryable(self: core.APIStatusError) -> bool:
+    return self.status_code in (408, 409) or self.status_code >= 500
+
+
 def _make(core_class: type[core.TokenHubError], *lc_classes: type[ModelError]) -> type:
-    return type(
-        core_class.__name__,
-        (core_class, *lc_classes),
-        {
-            "__module__": __name__,
-            "__doc__": f"{core_class.__doc__} Also a LangChain {lc_classes[0].__name__}.",
-        },
-    )
+    namespace: dict[str, Any] = {
+        "__module__": __name__,
+        "__doc__": f"{core_class.__doc__} Also a LangChain {lc_classes[0].__name__}.",
+        "__reduce__": _reduce,
+    }
+    if core_class is core.APIStatusError:
+        namespace["is_retryable"] = property(_status_is_retryable)
+    return type(core_class.__name__, (core_class, *lc_classes), namespace)
 
 
 # Built once; keyed by the exact core class.

@@ -50,9 +50,14 @@ from langchain_core.messages.block_translators.openai import (
 )
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import model_validator
 
-from tokenhub_core.catalog import cost_usd
-from tokenhub_core.errors import InvalidParameterError
+from tokenhub_core.catalog import price_call
+from tokenhub_core.errors import (
+    InvalidParameterError,
+    complete_json_object,
+    incomplete_call_message,
+)
 from tokenhub_core.params import SUPPORTED_IMAGE_TYPES, check_image_url, normalize_tool_call_id
 from tokenhub_core.stream import ToolCallRouter
 from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, ChoiceDeltaToolCall, Usage
@@ -60,6 +65,7 @@ from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, ChoiceDeltaT
 __all__ = [
     "MODEL_PROVIDER",
     "StreamConverter",
+    "TokenHubMessageChunk",
     "completion_to_message",
     "convert_messages",
     "convert_tools",
@@ -88,7 +94,7 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
         InvalidParameterError: a message or content block TokenHub cannot take (unsupported
             media type, audio, files, an unknown role), before anything is sent.
     """
-    system_texts: list[str] = []
+    system_parts: list[list[dict[str, Any]]] = []
     wire: list[dict[str, Any]] = []
     pending_images: list[dict[str, Any]] = []
 
@@ -99,8 +105,7 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
             wire.append({"role": "user", "content": pending_images})
             pending_images = []
         if role == "system":
-            if text := _system_text(message.content, where):
-                system_texts.append(text)
+            system_parts.append(_system_parts(message.content, where))
         elif role == "user":
             wire.append(
                 _with_name({"role": "user", "content": _user_content(message, where)}, message)
@@ -118,8 +123,12 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
                 pending_images += [label, *images]
     if pending_images:
         wire.append({"role": "user", "content": pending_images})
-    if system_texts:
-        wire.insert(0, {"role": "system", "content": "\n".join(system_texts)})
+    flat = [part for parts in system_parts for part in parts if not _is_blank(part["text"])]
+    if any("cache_control" in part for part in flat):
+        wire.insert(0, {"role": "system", "content": flat})
+    elif flat:  # one string: each message's blocks joined, messages joined by newlines
+        texts = ["".join(part["text"] for part in parts) for parts in system_parts]
+        wire.insert(0, {"role": "system", "content": "\n".join(t for t in texts if t)})
     return wire
 
 
@@ -158,20 +167,28 @@ def _is_blank(text: Any) -> bool:
     return not isinstance(text, str) or not text.strip()
 
 
-def _system_text(content: str | list[str | dict[str, Any]], where: str) -> str:
+def _system_parts(content: str | list[str | dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """A system message's text parts; ``cache_control`` on a block is kept."""
     if isinstance(content, str):
-        return content
-    texts: list[str] = []
+        return [{"type": "text", "text": content}]
+    parts: list[dict[str, Any]] = []
     for j, block in enumerate(content):
         if isinstance(block, str):
-            texts.append(block)
+            parts.append({"type": "text", "text": block})
         elif block.get("type") == "text":
-            texts.append(block.get("text") or "")
+            parts.append(_text_part(block.get("text") or "", block))
         else:
             raise InvalidParameterError(
                 f"{where}.content[{j}].type", block.get("type"), "system messages take text only"
             )
-    return "".join(texts)
+    return parts
+
+
+def _text_part(text: str, block: Mapping[str, Any]) -> dict[str, Any]:
+    part: dict[str, Any] = {"type": "text", "text": text}
+    if block.get("cache_control") is not None:
+        part["cache_control"] = block["cache_control"]
+    return part
 
 
 def _user_content(message: BaseMessage, where: str) -> str | list[dict[str, Any]]:
@@ -193,7 +210,7 @@ def _user_part(block: str | dict[str, Any], where: str) -> dict[str, Any] | None
     kind = block.get("type")
     if kind == "text":
         text = block.get("text")
-        return None if _is_blank(text) else {"type": "text", "text": text}
+        return None if _is_blank(text) else _text_part(str(text), block)
     if kind in ("image_url", "image"):
         return image_part(block, where)
     raise InvalidParameterError(
@@ -295,10 +312,7 @@ def _wire_tool_call(call: ToolCall) -> dict[str, Any]:
 
 def _wire_invalid_tool_call(call: InvalidToolCall) -> dict[str, Any]:
     args = call.get("args") or ""
-    try:
-        is_object = isinstance(json.loads(args), dict)
-    except ValueError:
-        is_object = False
+    is_object = bool(args.strip()) and complete_json_object(args) is not None
     return {
         "id": normalize_tool_call_id(call.get("id") or ""),
         "type": "function",
@@ -398,8 +412,9 @@ def usage_to_metadata(usage: Usage) -> UsageMetadata:
     return cast("UsageMetadata", metadata)
 
 
-def _cost(model: str, usage: Usage) -> float | None:
-    cost = cost_usd(model, usage.prompt_tokens, usage.completion_tokens)
+def _cost(requested: str, served: str | None, usage: Usage) -> float | None:
+    """The call's USD cost by the core's one pricing rule (`tokenhub_core.catalog.price_call`)."""
+    _, cost = price_call(requested, served, usage.prompt_tokens, usage.completion_tokens)
     return None if cost is None else float(cost)
 
 
@@ -434,24 +449,18 @@ def completion_to_message(
         content = choice.message.content or ""
         for wire_call in choice.message.tool_calls or []:
             name, raw = wire_call.function.name, wire_call.function.arguments
-            try:
-                args = json.loads(raw) if raw.strip() else {}
-            except ValueError as exc:
-                invalid.append(
-                    invalid_tool_call(name=name, args=raw, id=wire_call.id, error=str(exc))
-                )
-                continue
-            if isinstance(args, dict):
+            args = complete_json_object(raw)
+            if args is not None:
                 calls.append(tool_call(name=name, args=args, id=wire_call.id))
             else:
-                error = f"arguments are JSON {type(args).__name__}, not an object"
+                error = incomplete_call_message(name, raw, choice.finish_reason)
                 invalid.append(invalid_tool_call(name=name, args=raw, id=wire_call.id, error=error))
         if choice.message.refusal:
             extra["refusal"] = choice.message.refusal
     usage = None
     if completion.usage is not None:
         usage = usage_to_metadata(completion.usage)
-        metadata["cost_usd"] = _cost(served, completion.usage)
+        metadata["cost_usd"] = _cost(model, completion.model or None, completion.usage)
     return AIMessage(
         content=content,
         tool_calls=calls,
@@ -477,12 +486,23 @@ class StreamConverter:
     and cannot merge two ``cost_usd`` floats.
     """
 
-    __slots__ = ("_identified", "_model", "_named", "_router", "_served", "_usage")
+    __slots__ = (
+        "_finish_reason",
+        "_id",
+        "_identified",
+        "_model",
+        "_named",
+        "_router",
+        "_served",
+        "_usage",
+    )
 
     def __init__(self, model: str, *, usage: bool = True) -> None:
         """Args: model: the model requested; usage: False drops the usage (``stream_usage``)."""
         self._model = model
         self._served = ""
+        self._id = ""  # the first id the server gave: every chunk of the reply carries it
+        self._finish_reason: str | None = None
         self._usage = usage
         self._router = ToolCallRouter()
         self._named: set[int] = set()
@@ -492,6 +512,8 @@ class StreamConverter:
         self, chunk: ChatCompletionChunk, request_id: str | None = None
     ) -> AIMessageChunk | None:
         """The LangChain chunk for one wire chunk; None for a chunk with nothing but usage."""
+        if not self._id and chunk.id:
+            self._id = chunk.id
         if not chunk.choices:
             if chunk.model:
                 self._served = chunk.model
@@ -507,9 +529,10 @@ class StreamConverter:
             extra["refusal"] = delta.refusal
         if choice.finish_reason is not None:
             self._served = chunk.model or self._served
+            self._finish_reason = choice.finish_reason
             metadata["finish_reason"] = choice.finish_reason
             metadata["model_name"] = chunk.model or self._model
-            metadata["id"] = chunk.id
+            metadata["id"] = self._id or chunk.id
             metadata["request_id"] = request_id
             if chunk.system_fingerprint:
                 metadata["system_fingerprint"] = chunk.system_fingerprint
@@ -519,9 +542,9 @@ class StreamConverter:
             fields["tool_call_chunks"] = call_chunks
         if extra:
             fields["additional_kwargs"] = extra
-        if chunk.id:
-            fields["id"] = chunk.id
-        return AIMessageChunk(content=delta.content or "", **fields)
+        if self._id:
+            fields["id"] = self._id
+        return TokenHubMessageChunk(content=delta.content or "", **fields)
 
     def finish(self, usage: Usage | None) -> AIMessageChunk:
         """The closing chunk: the stream's final usage and its cost (unless usage is off)."""
@@ -529,12 +552,14 @@ class StreamConverter:
         usage_metadata = None
         if usage is not None and self._usage:
             usage_metadata = usage_to_metadata(usage)
-            metadata["cost_usd"] = _cost(self._served or self._model, usage)
-        return AIMessageChunk(
+            metadata["cost_usd"] = _cost(self._model, self._served or None, usage)
+        fields: dict[str, Any] = {"id": self._id} if self._id else {}
+        return TokenHubMessageChunk(
             content="",
             usage_metadata=usage_metadata,
             response_metadata=metadata,
             chunk_position="last",
+            **fields,
         )
 
     def _call_chunk(self, delta: ChoiceDeltaToolCall) -> ToolCallChunk:
@@ -554,6 +579,42 @@ class StreamConverter:
             call_id = None
         args = function.arguments if function is not None else None
         return tool_call_chunk(name=name, args=args, id=call_id, index=position)
+
+
+class TokenHubMessageChunk(AIMessageChunk):
+    """An `AIMessageChunk` whose aggregate never holds a half-made tool call as a valid call.
+
+    LangChain merges chunks with ``+`` into the first chunk's class and parses merged tool-call
+    arguments with ``parse_partial_json``, which completes ``'{"to": "DE89 37'`` into a "valid"
+    call. Once the stream is whole (``chunk_position="last"``), arguments that are not one
+    complete JSON object become an invalid tool call naming the cut-off. Mid-stream aggregates
+    keep LangChain's partial parsing, for UIs that show arguments as they arrive. Serialized, it
+    is an ordinary ``AIMessageChunk``.
+    """
+
+    @model_validator(mode="after")
+    def _refuse_incomplete_calls(self) -> TokenHubMessageChunk:
+        if self.chunk_position != "last" or not self.tool_call_chunks:
+            return self
+        finish_reason = self.response_metadata.get("finish_reason")
+        calls: list[ToolCall] = []
+        invalid = [c for c in self.invalid_tool_calls if c.get("error")]
+        for chunk in self.tool_call_chunks:
+            raw = chunk.get("args") or ""
+            name = chunk.get("name") or ""
+            args = complete_json_object(raw)
+            if args is None:
+                error = incomplete_call_message(name, raw, finish_reason)
+                invalid.append(invalid_tool_call(name=name, args=raw, id=chunk["id"], error=error))
+            else:
+                calls.append(tool_call(name=name, args=args, id=chunk.get("id")))
+        self.tool_calls = calls
+        self.invalid_tool_calls = invalid
+        return self
+
+    @classmethod
+    def lc_id(cls) -> list[str]:
+        return AIMessageChunk.lc_id()
 
 
 # ---------------------------------------------------------------------------------------------

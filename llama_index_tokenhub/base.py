@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 from llama_index.core.base.llms.generic_utils import (
@@ -39,7 +39,7 @@ from llama_index.core.bridge.pydantic import (
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
-from pydantic import AliasChoices, ConfigDict
+from pydantic import ConfigDict
 
 from llama_index_tokenhub.messages import to_wire_messages, to_wire_tool_choice, to_wire_tools
 from llama_index_tokenhub.responses import (
@@ -49,12 +49,17 @@ from llama_index_tokenhub.responses import (
     tool_selections,
 )
 from tokenhub_core import DEFAULT_BASE_URL, DEFAULT_MODEL, TokenHubClient, resolve_model
-from tokenhub_core.client import ClientSlot
+from tokenhub_core.client import BASE_URL_ENV, AsyncChatStream, ChatStream, ClientSlot
 from tokenhub_core.params import (
     DEFAULT_MAX_TOKENS,
     REQUEST_PARAMS,
+    apply_aliases,
+    check_known,
+    check_max_retries,
+    check_no_secrets,
     check_sampling_params,
     normalize_stop,
+    normalize_timeout,
 )
 
 if TYPE_CHECKING:
@@ -65,15 +70,21 @@ __all__ = ["DEFAULT_CONTEXT_WINDOW", "TokenHub"]
 DEFAULT_CONTEXT_WINDOW = 200_000
 """Context window assumed for a model the catalog does not know (Claude's standard window)."""
 
+# Per-call keywords besides the request fields.
+_CALL_OPTIONS = frozenset({"model", "extra_body", "extra_headers", "timeout"})
+Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
+
 
 class TokenHub(FunctionCallingLLM):
     """TokenHub (Claude through one OpenAI-compatible endpoint) as a LlamaIndex LLM.
 
-    ``Settings.llm = TokenHub()`` reads ``TOKENHUB_API_KEY`` (at call time) and
-    ``TOKENHUB_BASE_URL``. Query engines, chat engines, structured output and agents all work,
-    streamed or not. Every final response carries the server's usage in ``raw["usage"]`` and
-    ``prompt_tokens``, ``completion_tokens``, ``total_tokens`` and ``cost_usd`` in
-    ``additional_kwargs``.
+    ``Settings.llm = TokenHub()`` reads ``TOKENHUB_API_KEY`` and ``TOKENHUB_BASE_URL`` when it
+    first calls, not when it is built. OpenAILike's names are accepted too (``api_base``,
+    ``openai_api_key``, ``request_timeout``, ``max_completion_tokens``, ``model_name``), and
+    the model may be given by position: ``TokenHub("claude-haiku-4-5")``. Query engines, chat
+    engines, structured output and agents all work, streamed or not. Every final response
+    carries the server's usage in ``raw["usage"]`` and ``prompt_tokens``, ``completion_tokens``,
+    ``total_tokens`` and ``cost_usd`` in ``additional_kwargs``.
 
     Example:
         ```python
@@ -92,19 +103,25 @@ class TokenHub(FunctionCallingLLM):
         default=None,
         exclude=True,
         repr=False,
-        description="TokenHub key (th-...); TOKENHUB_API_KEY is read at call time when unset.",
+        description="TokenHub key (th-...); TOKENHUB_API_KEY is read at first use when unset.",
     )
-    base_url: str = Field(
-        default="",
-        validation_alias=AliasChoices("base_url", "api_base"),
-        description="API base URL; defaults to TOKENHUB_BASE_URL, then TokenHub's. Alias api_base.",
+    base_url: str | None = Field(
+        default=None,
+        description="API base URL; when unset, TOKENHUB_BASE_URL (read at first use), then "
+        "TokenHub's. Alias api_base.",
     )
-    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, description="Maximum output tokens.")
+    max_tokens: int = Field(
+        default=DEFAULT_MAX_TOKENS, description="Maximum output tokens; None means 1024."
+    )
     temperature: float | None = Field(default=None, description="0.0-1.0; not with top_p.")
     top_p: float | None = Field(default=None, description="Nucleus sampling; not with temperature.")
     stop: list[str] | None = Field(default=None, description="Up to 4 stop sequences.")
-    timeout: float | None = Field(default=60.0, description="Seconds per attempt.")
-    max_retries: int = Field(default=2, ge=0, description="Retries in the core (the only layer).")
+    timeout: Timeout = Field(
+        default=60.0,
+        description="Seconds per attempt (None waits forever), an httpx.Timeout or a "
+        "(connect, read) pair; per call too.",
+    )
+    max_retries: int = Field(default=2, description="Retries in the core (the only layer).")
     default_headers: dict[str, str] | None = Field(
         default=None,
         exclude=True,
@@ -124,10 +141,47 @@ class TokenHub(FunctionCallingLLM):
 
     _clients: ClientSlot = PrivateAttr(default_factory=ClientSlot)
 
+    def __init__(self, model: str | None = None, /, **kwargs: Any) -> None:
+        """Build it; the model may come first by position, as with OpenAILike."""
+        if model is not None:
+            if "model" in kwargs or "model_name" in kwargs:
+                raise TypeError("TokenHub() got the model both by position and by name")
+            kwargs["model"] = model
+        super().__init__(**kwargs)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields_only(cls, values: Any) -> Any:
+        """Rename OpenAILike's names to ours; an unknown field is an error naming it."""
+        if not isinstance(values, dict):
+            return values
+        values = apply_aliases(values, where="TokenHub")
+        known = set(cls.model_fields)
+        check_known(values, known | REQUEST_PARAMS, where="TokenHub")
+        if request_fields := [k for k in values if k in REQUEST_PARAMS and k not in known]:
+            extra = dict(values.get("additional_kwargs") or {})
+            extra.update({k: values.pop(k) for k in request_fields})
+            values["additional_kwargs"] = extra
+        check_no_secrets(values.get("additional_kwargs") or {}, param="additional_kwargs")
+        if "max_tokens" in values and values["max_tokens"] is None:
+            values["max_tokens"] = DEFAULT_MAX_TOKENS
+        return values
+
     @field_validator("stop", mode="before")
     @classmethod
     def _normalize_stop(cls, stop: Any) -> list[str] | None:
         return normalize_stop(stop)
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(cls, timeout: Timeout) -> Timeout:
+        normalize_timeout(timeout)
+        return timeout
+
+    @field_validator("max_retries", mode="before")
+    @classmethod
+    def _check_max_retries(cls, max_retries: Any) -> int:
+        return check_max_retries(max_retries)
 
     @model_validator(mode="after")
     def _check_and_fill(self) -> TokenHub:
@@ -137,8 +191,6 @@ class TokenHub(FunctionCallingLLM):
             stop=self.stop,
             max_tokens=self.max_tokens,
         )
-        if not self.base_url:
-            self.base_url = os.environ.get("TOKENHUB_BASE_URL") or DEFAULT_BASE_URL
         if not self.context_window:
             info = resolve_model(self.model)
             self.context_window = info.context_window if info else DEFAULT_CONTEXT_WINDOW
@@ -147,6 +199,15 @@ class TokenHub(FunctionCallingLLM):
     @classmethod
     def class_name(cls) -> str:
         return "TokenHub_llm"
+
+    @property
+    def api_base(self) -> str:
+        """The base URL a call made now goes to (OpenAILike's name; setting it sets base_url)."""
+        return self.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+
+    @api_base.setter
+    def api_base(self, value: str | None) -> None:
+        self.base_url = value
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -160,21 +221,28 @@ class TokenHub(FunctionCallingLLM):
 
     # The one request path.
 
-    def _get_client(self) -> TokenHubClient:
-        return self._clients.get(
-            api_key=self.api_key,
-            base_url=self.base_url,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            default_headers=self.default_headers,
-            http_client=self.http_client,
-            http_async_client=self.async_http_client,
-        )
+    def _get_client(self, timeout: Timeout | None = None) -> TokenHubClient:
+        """The instance's client; with a per-call ``timeout``, a client for that call only
+        (cheap: every client shares the process's connection pools)."""
+        settings: dict[str, Any] = {
+            "api_key": self.api_key,
+            "base_url": self.base_url,
+            "max_retries": self.max_retries,
+            "default_headers": self.default_headers,
+            "http_client": self.http_client,
+            "http_async_client": self.async_http_client,
+        }
+        if timeout is not None:
+            return TokenHubClient(timeout=normalize_timeout(timeout), **settings)
+        return self._clients.get(timeout=normalize_timeout(self.timeout), **settings)
 
-    def _request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Keyword arguments for the core: instance settings, then per-call ones (which win)."""
-        kwargs = dict(kwargs)
-        model = kwargs.pop("model", None) or self.model
+    def _request(
+        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]
+    ) -> tuple[TokenHubClient, dict[str, Any]]:
+        """The client and the core's keyword arguments: the instance's settings, then the
+        per-call ones (which win; a per-call None keeps the instance's value)."""
+        kwargs = apply_aliases(kwargs, where="the call")
+        check_known(kwargs, REQUEST_PARAMS | _CALL_OPTIONS, where="TokenHub call")
         params: dict[str, Any] = {
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
@@ -184,56 +252,42 @@ class TokenHub(FunctionCallingLLM):
         extra_body: dict[str, Any] = {}
         for key, value in self.additional_kwargs.items():
             (params if key in REQUEST_PARAMS else extra_body)[key] = value
-        extra_body.update(kwargs.pop("extra_body", None) or {})
-        params.update(kwargs)  # an unknown name is the core's TypeError, naming it
-        return {
-            "model": model,
+        extra_body.update(kwargs.get("extra_body") or {})
+        for key, value in kwargs.items():
+            if key in REQUEST_PARAMS and value is not None:
+                params[key] = value
+        if kwargs.get("extra_headers"):
+            params["extra_headers"] = kwargs["extra_headers"]
+        client = self._get_client(kwargs.get("timeout"))
+        request = {
+            "model": kwargs.get("model") or self.model,
             "messages": to_wire_messages(messages),
             "extra_body": extra_body or None,
             **params,
         }
+        return client, request
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        request = self._request(messages, kwargs)
-        completion = self._get_client().chat(**request)
+        client, request = self._request(messages, kwargs)
+        completion = client.chat(**request)
         return response_from_completion(completion, model=request["model"])
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        request = self._request(messages, kwargs)
-        completion = await self._get_client().achat(**request)
+        client, request = self._request(messages, kwargs)
+        completion = await client.achat(**request)
         return response_from_completion(completion, model=request["model"])
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        request = self._request(messages, kwargs)
-        stream = self._get_client().stream(**request)  # validated now, sent on first next()
-        converter = ChunkConverter(model=request["model"])
-
-        def gen() -> ChatResponseGen:
-            with stream:
-                for chunk in stream:
-                    response = converter.add(chunk)
-                    if response is not None:
-                        yield response
-                yield converter.finish(stream.completion())
-
-        return gen()
+        client, request = self._request(messages, kwargs)
+        stream = client.stream(**request)  # validated now, sent on first next()
+        return _stream_responses(stream, ChunkConverter(model=request["model"]))
 
     async def _astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        request = self._request(messages, kwargs)
-        stream = self._get_client().astream(**request)
-        converter = ChunkConverter(model=request["model"])
-
-        async def gen() -> ChatResponseAsyncGen:
-            async with stream:
-                async for chunk in stream:
-                    response = converter.add(chunk)
-                    if response is not None:
-                        yield response
-                yield converter.finish(stream.completion())
-
-        return gen()
+        client, request = self._request(messages, kwargs)
+        stream = client.astream(**request)
+        return _astream_responses(stream, ChunkConverter(model=request["model"]))
 
     # Chat: instrumented.
 
@@ -332,5 +386,88 @@ class TokenHub(FunctionCallingLLM):
         error_on_no_tool_call: bool = True,
         **kwargs: Any,
     ) -> list[ToolSelection]:
-        """The response's tool calls, with ids; arguments still streaming in parse partially."""
-        return tool_selections(response.message, error_on_no_tool_call=error_on_no_tool_call)
+        """The response's tool calls, with ids; arguments still streaming in parse partially.
+
+        Raises:
+            IncompleteToolCallError: in a whole reply (one that has a ``finish_reason``), a call
+                whose arguments are not complete JSON, as when ``max_tokens`` cut it off: it
+                must not run with half its arguments.
+        """
+        finish_reason = response.additional_kwargs.get("finish_reason")
+        return tool_selections(
+            response.message,
+            error_on_no_tool_call=error_on_no_tool_call,
+            final=finish_reason is not None,
+            finish_reason=finish_reason,
+        )
+
+
+# Module-level, not closures inside the methods: they hold the stream and the converter only,
+# never the LLM, and closing them closes the stream at once.
+
+
+def _stream_responses(stream: ChatStream, converter: ChunkConverter) -> ChatResponseGen:
+    with stream:
+        for chunk in stream:
+            response = converter.add(chunk)
+            if response is not None:
+                yield response
+        yield converter.finish(stream.completion())
+
+
+class _AsyncResponses:
+    """One async stream's responses: an async iterator object, deliberately not an async
+    generator. At ``asyncio.run``'s shutdown the loop acloses every unfinished async generator
+    at once; a generator of ours wrapped around the core's would be closed while it closes the
+    core's, which asyncio reports as "aclose(): asynchronous generator is already running".
+    An object is not on that list: breaking out of ``astream_chat`` stays silent, and
+    ``aclose()`` (or the end of the stream, or an error) closes the connection.
+    """
+
+    __slots__ = ("_converter", "_done", "_stream")
+
+    def __init__(self, stream: AsyncChatStream, converter: ChunkConverter) -> None:
+        self._stream = stream
+        self._converter = converter
+        self._done = False
+
+    def __aiter__(self) -> _AsyncResponses:
+        return self
+
+    async def __anext__(self) -> ChatResponse:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            while True:
+                response = self._converter.add(await self._stream.__anext__())
+                if response is not None:
+                    return response
+        except StopAsyncIteration:
+            self._done = True
+            final = self._converter.finish(self._stream.completion())
+            await self._stream.aclose()
+            return final
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        self._done = True
+        await self._stream.aclose()
+
+    # asend and athrow complete the async generator protocol: LlamaIndex's callbacks wrap the
+    # result only when ``isinstance(result, collections.abc.AsyncGenerator)``.
+
+    async def asend(self, value: None) -> ChatResponse:
+        """Like ``__anext__`` (a stream takes no values)."""
+        return await self.__anext__()
+
+    async def athrow(self, error: BaseException, *args: Any) -> ChatResponse:
+        """Close the stream and raise ``error`` here, as a generator would."""
+        await self.aclose()
+        raise error
+
+
+def _astream_responses(stream: AsyncChatStream, converter: ChunkConverter) -> ChatResponseAsyncGen:
+    return cast("ChatResponseAsyncGen", _AsyncResponses(stream, converter))

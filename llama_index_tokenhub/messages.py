@@ -10,9 +10,12 @@ What each block becomes (in `to_wire_message`):
   takes JPEG, PNG, GIF and WebP.
 - ``ToolCallBlock`` (assistant messages): a wire ``tool_calls`` entry. Without such blocks, an
   assistant's ``additional_kwargs["tool_calls"]`` (OpenAI-shaped dicts or SDK objects) is used.
-- ``CachePoint``, ``ThinkingBlock``, ``CitationBlock``: dropped. They are hints or annotations other
-  providers attach (prompt-cache markers, reasoning traces, citation metadata) and have no place on
-  the chat-completions wire; the conversation itself is unchanged without them.
+- ``CachePoint``: a ``cache_control`` marker on the text part before it (as llama-index's
+  Anthropic LLM places it), which OpenAI-compatible gateways for Claude honor; the message then
+  goes out as parts. A ``CachePoint`` with no text before it in its message is dropped.
+- ``ThinkingBlock``, ``CitationBlock``: dropped. They are annotations other providers attach
+  (reasoning traces, citation metadata) and have no place on the chat-completions wire; the
+  conversation itself is unchanged without them.
 - ``DocumentBlock``, ``AudioBlock``, ``VideoBlock``, ``CitableBlock``: `InvalidParameterError`
   before anything is sent; the endpoint takes text and images only.
 
@@ -67,7 +70,8 @@ _WIRE_ROLES: Mapping[MessageRole, str] = {
     MessageRole.TOOL: "tool",
     MessageRole.FUNCTION: "tool",
 }
-_DROPPED_BLOCKS = (CachePoint, ThinkingBlock, CitationBlock)
+_DROPPED_BLOCKS = (ThinkingBlock, CitationBlock)
+_DEFAULT_CACHE_TTL = "5m"
 _MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
 _TOOL_CHOICE_MODES = ("auto", "none", "required")
 
@@ -88,8 +92,14 @@ def to_wire_message(message: ChatMessage, *, index: int = 0) -> dict[str, Any]:
     texts: list[str] = []
     parts: list[dict[str, Any]] = []
     has_image = False
+    cached = False
     tool_calls: list[dict[str, Any]] = []
     for position, block in enumerate(message.blocks):
+        if isinstance(block, CachePoint):
+            if parts and parts[-1]["type"] == "text":
+                parts[-1]["cache_control"] = _cache_control(block)
+                cached = True
+            continue
         if isinstance(block, TextBlock):
             texts.append(block.text)
             parts.append({"type": "text", "text": block.text})
@@ -121,7 +131,7 @@ def to_wire_message(message: ChatMessage, *, index: int = 0) -> dict[str, Any]:
 
     wire: dict[str, Any] = {"role": role}
     text = "\n".join(texts)
-    wire["content"] = parts if has_image else text
+    wire["content"] = parts if has_image or cached else text
     if role == "assistant":
         if not tool_calls:
             tool_calls = [
@@ -142,6 +152,13 @@ def to_wire_message(message: ChatMessage, *, index: int = 0) -> dict[str, Any]:
             )
         wire["tool_call_id"] = normalize_tool_call_id(str(call_id))
     return wire
+
+
+def _cache_control(block: CachePoint) -> dict[str, Any]:
+    control: dict[str, Any] = {"type": block.cache_control.type}
+    if block.cache_control.ttl != _DEFAULT_CACHE_TTL:
+        control["ttl"] = block.cache_control.ttl
+    return control
 
 
 def to_wire_tool_call(call: ToolCallBlock | Mapping[str, Any] | Any) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms.llm import ToolSelection
 
-from tokenhub_core.catalog import cost_usd
+from tokenhub_core.catalog import price_call
+from tokenhub_core.errors import IncompleteToolCallError, complete_json_object
 from tokenhub_core.stream import ToolCallRouter
 from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, ToolCall, Usage
 
@@ -118,23 +119,24 @@ def parse_tool_arguments(arguments: str | Mapping[str, Any] | None) -> dict[str,
         return {}
     try:
         value = json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         completed = close_partial_json(arguments)
         if completed is None:
             return {}
         try:
             value = json.loads(completed)
-        except ValueError:
+        except (ValueError, RecursionError):
             return {}
     return value if isinstance(value, dict) else {}
 
 
-def usage_kwargs(usage: Usage | None, model: str) -> dict[str, Any]:
-    """Token counts and USD cost of a usage; ``cost_usd`` is None for a model not in the catalog."""
+def usage_kwargs(usage: Usage | None, model: str, served: str | None = None) -> dict[str, Any]:
+    """Token counts and USD cost of a usage, by the core's one pricing rule (`price_call`):
+    the model ``served`` when the catalog knows it, else the ``model`` requested, else None."""
     if usage is None:
         return {}
     prompt, completion = usage.prompt_tokens, usage.completion_tokens
-    cost = cost_usd(model, prompt, completion) if model else None
+    _, cost = price_call(model, served, prompt, completion)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -145,15 +147,12 @@ def usage_kwargs(usage: Usage | None, model: str) -> dict[str, Any]:
 
 def _tool_call_block(call: ToolCall) -> ToolCallBlock:
     arguments = call.function.arguments
-    try:
-        parsed: Any = json.loads(arguments) if arguments else {}
-    except ValueError:
-        parsed = None
+    parsed = complete_json_object(arguments)
     return ToolCallBlock(
         tool_call_id=call.id,
         tool_name=call.function.name,
         # Arguments that are not a JSON object are kept verbatim, so nothing the model said is lost.
-        tool_kwargs=parsed if isinstance(parsed, dict) else arguments,
+        tool_kwargs=parsed if parsed is not None else arguments,
     )
 
 
@@ -175,7 +174,7 @@ def response_from_completion(completion: ChatCompletion, *, model: str = "") -> 
         blocks.append(TextBlock(text=text or ""))
     blocks.extend(_tool_call_block(call) for call in calls)
     message_kwargs = {"tool_calls": [_wire_tool_call(call) for call in calls]} if calls else {}
-    extra: dict[str, Any] = usage_kwargs(completion.usage, completion.model or model)
+    extra: dict[str, Any] = usage_kwargs(completion.usage, model, completion.model or None)
     if choice is not None and choice.finish_reason is not None:
         extra["finish_reason"] = choice.finish_reason
     if completion.request_id is not None:
@@ -301,22 +300,45 @@ def keep_first_tool_call(response: ChatResponse) -> ChatResponse:
     return response.model_copy(update={"message": new_message})
 
 
+def _selection(
+    call_id: str, name: str, arguments: Any, final: bool, finish_reason: str | None
+) -> ToolSelection:
+    if final and not isinstance(arguments, Mapping):
+        text = arguments if isinstance(arguments, str) else ""
+        if complete_json_object(text) is None:
+            raise IncompleteToolCallError(name, text, finish_reason)
+    return ToolSelection(
+        tool_id=call_id, tool_name=name, tool_kwargs=parse_tool_arguments(arguments)
+    )
+
+
 def tool_selections(
-    message: ChatMessage, *, error_on_no_tool_call: bool = True
+    message: ChatMessage,
+    *,
+    error_on_no_tool_call: bool = True,
+    final: bool = False,
+    finish_reason: str | None = None,
 ) -> list[ToolSelection]:
     """The tool calls in a message, from its ``ToolCallBlock``s or else its ``additional_kwargs``.
 
-    Arguments still streaming in are parsed as far as they go.
+    Arguments still streaming in are parsed as far as they go. In a ``final`` response (the
+    whole reply) arguments must be one complete JSON object.
+
+    Raises:
+        IncompleteToolCallError: a final response's call whose arguments are not complete JSON
+            (cut off by ``max_tokens`` when ``finish_reason`` is ``"length"``).
     """
     selections: list[ToolSelection] = []
     blocks = [block for block in message.blocks if isinstance(block, ToolCallBlock)]
     if blocks:
         for block in blocks:
             selections.append(
-                ToolSelection(
-                    tool_id=block.tool_call_id or "",
-                    tool_name=block.tool_name,
-                    tool_kwargs=parse_tool_arguments(block.tool_kwargs),
+                _selection(
+                    block.tool_call_id or "",
+                    block.tool_name,
+                    block.tool_kwargs,
+                    final,
+                    finish_reason,
                 )
             )
     else:
@@ -325,10 +347,12 @@ def tool_selections(
                 call = call.model_dump() if hasattr(call, "model_dump") else {}
             function = call.get("function") or {}
             selections.append(
-                ToolSelection(
-                    tool_id=call.get("id") or "",
-                    tool_name=function.get("name") or "",
-                    tool_kwargs=parse_tool_arguments(function.get("arguments")),
+                _selection(
+                    call.get("id") or "",
+                    function.get("name") or "",
+                    function.get("arguments"),
+                    final,
+                    finish_reason,
                 )
             )
     if not selections and error_on_no_tool_call:

@@ -4,6 +4,9 @@
 
     TokenHubError
     ├── InvalidParameterError (a ValueError too)    a parameter breaks Claude's rules; nothing sent
+    ├── UnknownParameterError (a TypeError too)     a misspelled or unsupported field; nothing sent
+    ├── IncompleteToolCallError (a ValueError too)  a tool call whose arguments are not complete
+    │                                               JSON (cut off by max_tokens): never run
     ├── MissingAPIKeyError                          no key in the argument nor in TOKENHUB_API_KEY
     ├── BudgetExceededError                         a call could pass track_cost(budget_usd=...)
     ├── APIConnectionError                          no usable answer reached us
@@ -20,8 +23,10 @@
     └── APIResponseError                            a 200 whose body breaks the API's promise:
                                                     truncated JSON, HTML from a proxy, SSE error
 
-The API key never appears in a message or repr: messages are built from the server's words, and any
-echo of the key in them is masked before the exception is made.
+The API key never appears in a message, a repr or a ``body``: messages are built from the server's
+words, and any echo of the key in them or in the body kept on the error is masked before the
+exception is made. Every error pickles with its attributes (for process pools and distributed
+workers); like any pickled exception it loses its ``__cause__`` and traceback on the way.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "IncompleteToolCallError",
     "InternalServerError",
     "InvalidParameterError",
     "MissingAPIKeyError",
@@ -51,11 +57,15 @@ __all__ = [
     "RateLimitError",
     "StreamInterruptedError",
     "TokenHubError",
+    "UnknownParameterError",
     "make_status_error",
 ]
 
 _MAX_MESSAGE_CHARS = 500
-_KEY_PATTERN = re.compile(r"th-[A-Za-z0-9_\-]{4,}")
+# A key is "th-" then anything up to whitespace, a quote or a bracket: keys may hold "/", "+",
+# "." or "=", and the whole of it must go. Not after a letter or digit ("width-100" is no key).
+_KEY_PATTERN = re.compile(r"(?<![A-Za-z0-9])th-[^\s\"'`<>()\[\]{},;]{4,}")
+_MAX_BODY_DEPTH = 100
 
 
 def redact(text: str) -> str:
@@ -63,8 +73,35 @@ def redact(text: str) -> str:
     return _KEY_PATTERN.sub("th-***", text)
 
 
+def redact_body(body: Any, secret: str | None = None, _depth: int = 0) -> Any:
+    """A copy of a decoded body with every key-shaped string (and ``secret``) masked."""
+    if isinstance(body, str):
+        return redact(body.replace(secret, "***") if secret else body)
+    if _depth > _MAX_BODY_DEPTH:
+        return "(nested too deeply)"
+    if isinstance(body, dict):
+        return {
+            redact_body(k, secret, _depth + 1): redact_body(v, secret, _depth + 1)
+            for k, v in body.items()
+        }
+    if isinstance(body, list):
+        return [redact_body(v, secret, _depth + 1) for v in body]
+    return body
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Unpickle an error without calling its ``__init__`` (whose signature differs per class)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class TokenHubError(Exception):
     """Base of every error this package raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
 
 
 class InvalidParameterError(TokenHubError, ValueError):
@@ -78,6 +115,63 @@ class InvalidParameterError(TokenHubError, ValueError):
         if len(shown) > 200:
             shown = shown[:200] + "..."
         super().__init__(f"invalid {param}={shown}: {allowed}")
+
+
+class UnknownParameterError(TokenHubError, TypeError):
+    """A field this client does not know (a typo, or a provider extra outside ``extra_body``).
+
+    Raised before anything is sent, like Python's own "unexpected keyword argument".
+    """
+
+    def __init__(self, param: str, where: str, allowed: str) -> None:
+        self.param = param
+        self.where = where
+        self.allowed = allowed
+        super().__init__(f"{where} got an unexpected parameter {param!r}: {allowed}")
+
+
+class IncompleteToolCallError(TokenHubError, ValueError):
+    """A reply's tool call whose arguments are not complete JSON; it must not be run.
+
+    Usually the reply was cut off by ``max_tokens`` (``finish_reason="length"``) in the middle of
+    the arguments: ask again with a larger ``max_tokens``.
+    """
+
+    def __init__(self, tool_name: str, arguments: str, finish_reason: str | None) -> None:
+        self.tool_name = tool_name
+        self.arguments = arguments
+        self.finish_reason = finish_reason
+        super().__init__(incomplete_call_message(tool_name, arguments, finish_reason))
+
+
+def incomplete_call_message(tool_name: str, arguments: str, finish_reason: str | None) -> str:
+    """Why a tool call with these arguments is not a valid call, and what to do."""
+    shown = arguments if len(arguments) <= 80 else "..." + arguments[-77:]
+    if finish_reason == "length":
+        return (
+            f"the reply was cut off by max_tokens (finish_reason='length') in the middle of the "
+            f"arguments of tool call {tool_name!r} ({redact(repr(shown))}); the call was not "
+            "made: retry with a larger max_tokens"
+        )
+    return (
+        f"the arguments of tool call {tool_name!r} are not one complete JSON object this client "
+        f"can decode ({redact(repr(shown))}, finish_reason={finish_reason!r}); the call was not "
+        "made"
+    )
+
+
+def complete_json_object(arguments: str) -> dict[str, Any] | None:
+    """``arguments`` as a dict when they are one complete JSON object ("" is ``{}``), else None.
+
+    JSON nested deeper than Python can recurse counts as not complete, never `RecursionError`.
+    """
+    if not arguments.strip():
+        return {}
+    try:
+        value = json.loads(arguments)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class MissingAPIKeyError(TokenHubError):
@@ -137,7 +231,7 @@ class APIResponseError(TokenHubError):
         error_type: str | None = None,
         code: str | None = None,
     ) -> None:
-        self.body = body
+        self.body = redact_body(body)
         self.request_id = request_id
         self.error_type = error_type
         self.code = code
@@ -163,7 +257,7 @@ class APIStatusError(TokenHubError):
         self.message = redact(message)
         self.status_code = status_code
         self.request_id = request_id
-        self.body = body
+        self.body = redact_body(body)
         self.retry_after = retry_after
         self.param = param
         self.error_type = error_type
@@ -235,7 +329,7 @@ def parse_error_body(content: bytes) -> tuple[Any, dict[str, Any]]:
     text = content.decode("utf-8", errors="replace")
     try:
         body: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
         return text, {"message": _message_from_text(text)}
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
@@ -263,6 +357,7 @@ def make_status_error(
     message = str(error.get("message") or f"HTTP {status_code}")
     if secret:
         message = message.replace(secret, "***")
+        body = redact_body(body, secret)
     if len(message) > _MAX_MESSAGE_CHARS:
         message = message[:_MAX_MESSAGE_CHARS] + "..."
     code = error.get("code")

@@ -1,32 +1,57 @@
 """Request parameters: Claude's rules, checked before anything is sent, and the request body.
 
 Pure functions. Every violation raises `InvalidParameterError` (a ``ValueError``) naming the
-parameter, the value and what is allowed.
+parameter, the value and what is allowed; a field nobody knows raises `UnknownParameterError`
+(a ``TypeError``, as for any unexpected keyword argument).
+
+Claude's message rules, applied by `build_body` whichever adapter built the messages, so that one
+conversation always gives one request:
+
+- system messages, wherever they are, become one leading system message (texts joined with
+  ``"\n"``; kept as parts when a part carries ``cache_control``);
+- blank text parts are dropped, and an assistant turn left with neither text nor tool calls is
+  dropped (an assistant turn with tool calls and no text is sent with ``content: null``);
+- a user message with no content (empty or only blank text) is refused, naming it;
+- text with a lone surrogate (``"\ud800"``, which no UTF-8 request can carry) is refused, naming
+  where it is, rather than silently replaced: the caller decides what the text should be;
+- ``cache_control`` on a text part is passed through (OpenAI-compatible gateways for Claude honor
+  it as a prompt-cache breakpoint).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tokenhub_core.errors import InvalidParameterError
+import httpx
+
+from tokenhub_core.errors import InvalidParameterError, UnknownParameterError
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "MAX_STOP_SEQUENCES",
+    "PARAMETER_ALIASES",
     "REQUEST_PARAMS",
     "ROLES",
     "SUPPORTED_IMAGE_TYPES",
+    "apply_aliases",
     "build_body",
     "check_image_url",
+    "check_known",
+    "check_max_retries",
+    "check_no_secrets",
     "check_sampling_params",
     "estimate_tokens",
+    "normalize_messages",
     "normalize_stop",
+    "normalize_timeout",
     "normalize_tool_call_id",
 ]
 
@@ -55,6 +80,23 @@ REQUEST_PARAMS = frozenset(
     }
 )
 
+# The names a ChatOpenAI / OpenAILike user brings, accepted by both adapters for ours.
+PARAMETER_ALIASES: Mapping[str, str] = {
+    "openai_api_key": "api_key",
+    "openai_api_base": "base_url",
+    "api_base": "base_url",
+    "request_timeout": "timeout",
+    "max_completion_tokens": "max_tokens",
+    "model_name": "model",
+}
+
+# A field whose name says it holds a credential is never sent in a request body.
+_SECRET_NAME = re.compile(
+    r"api[_-]?key|secret|password|passwd|authori[sz]ation|bearer|credential|"
+    r"access[_-]?token|auth[_-]?token|private[_-]?key",
+    re.IGNORECASE,
+)
+
 _TOOL_CALL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _DATA_URL = re.compile(r"data:(?P<mime>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<data>.*)", re.DOTALL)
 _IMAGE_TOKENS = 1600  # Claude's cost of a full-size image (~1.15 megapixels / 750 px per token)
@@ -78,6 +120,97 @@ def normalize_stop(stop: str | Sequence[str] | None) -> list[str] | None:
     if any(not s for s in items):
         raise InvalidParameterError("stop", stop, "stop sequences must be non-empty strings")
     return list(items)
+
+
+def apply_aliases(values: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+    """``values`` with ChatOpenAI / OpenAILike names (`PARAMETER_ALIASES`) renamed to ours.
+
+    Raises:
+        InvalidParameterError: a name and its alias both given, with different values.
+    """
+    out = dict(values)
+    for alias, name in PARAMETER_ALIASES.items():
+        if alias not in out:
+            continue
+        value = out.pop(alias)
+        if name in out and out[name] is not value and out[name] != value:
+            shown = "***" if name == "api_key" else out[name]
+            raise InvalidParameterError(
+                alias, "***" if name == "api_key" else value, f"{where} also got {name}={shown!r}"
+            )
+        out[name] = value
+    return out
+
+
+def check_known(names: Iterable[str], known: Iterable[str], *, where: str) -> None:
+    """Refuse a name outside ``known``, suggesting the closest one (a typo is loud).
+
+    Raises:
+        UnknownParameterError: naming the first unknown field.
+    """
+    known = sorted(set(known))
+    for name in names:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UnknownParameterError(
+            name, where, f"{hint}pass provider-specific request fields in extra_body"
+        )
+
+
+def check_no_secrets(fields: Mapping[str, Any], *, param: str) -> None:
+    """Refuse a request-body field whose name says it holds a credential.
+
+    Raises:
+        InvalidParameterError: naming the field; its value is never shown.
+    """
+    for name in fields:
+        if isinstance(name, str) and _SECRET_NAME.search(name):
+            raise InvalidParameterError(
+                f"{param}[{name!r}]",
+                "***",
+                "credentials are never sent in the request body; pass the key as api_key",
+            )
+
+
+def _seconds(value: Any) -> bool:
+    return value is None or (_is_number(value) and value > 0 and math.isfinite(value))
+
+
+def normalize_timeout(timeout: Any, *, param: str = "timeout") -> httpx.Timeout:
+    """A timeout as ``httpx.Timeout``: seconds (None waits forever), an ``httpx.Timeout``, a
+    ``(connect, read)`` pair or httpx's ``(connect, read, write, pool)`` tuple.
+
+    Raises:
+        InvalidParameterError: anything else, or a number that is not positive.
+    """
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if _seconds(timeout):
+        return httpx.Timeout(timeout)
+    if (
+        isinstance(timeout, (tuple, list))
+        and len(timeout) in (2, 4)
+        and all(_seconds(v) for v in timeout)
+    ):
+        if len(timeout) == 2:
+            connect, read = timeout
+            return httpx.Timeout(read, connect=connect)
+        return httpx.Timeout(tuple(timeout))
+    raise InvalidParameterError(
+        param,
+        timeout,
+        "seconds > 0 (None waits forever), an httpx.Timeout, a (connect, read) pair "
+        "or a (connect, read, write, pool) tuple",
+    )
+
+
+def check_max_retries(max_retries: Any) -> int:
+    """``max_retries`` must be a non-negative integer."""
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise InvalidParameterError("max_retries", max_retries, "an integer >= 0")
+    return max_retries
 
 
 def check_sampling_params(
@@ -195,24 +328,141 @@ def _check_content_images(content: Any, index: int) -> None:
                 ) from None
 
 
-def _check_messages(messages: Any) -> None:
+def _is_blank_text_part(part: Any) -> bool:
+    return (
+        isinstance(part, Mapping)
+        and part.get("type") == "text"
+        and (not isinstance(part.get("text"), str) or not part["text"].strip())
+    )
+
+
+def _without_blank_parts(content: Any) -> Any:
+    if not isinstance(content, list):
+        return content
+    return [part for part in content if not _is_blank_text_part(part)]
+
+
+def _is_empty(content: Any) -> bool:
+    if content is None:
+        return True
+    if isinstance(content, str):
+        return not content.strip()
+    return isinstance(content, list) and not content
+
+
+def _system_parts(content: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content.strip() else []
+    if content is None:
+        return []
+    if not isinstance(content, list):
+        raise InvalidParameterError(f"{where}.content", content, "a string or a list of text parts")
+    parts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, Mapping) or part.get("type") != "text":
+            kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
+            raise InvalidParameterError(
+                f"{where}.content[{j}].type", kind, "system messages take text parts only"
+            )
+        if not _is_blank_text_part(part):
+            parts.append(dict(part))
+    return parts
+
+
+def _check_message(message: Any, where: str) -> str:
+    if not isinstance(message, Mapping):
+        raise InvalidParameterError(where, message, "a {role, content} mapping")
+    role = message.get("role")
+    if role not in ROLES:
+        raise InvalidParameterError(f"{where}.role", role, f"one of {', '.join(sorted(ROLES))}")
+    if role == "tool" and not message.get("tool_call_id"):
+        raise InvalidParameterError(
+            f"{where}.tool_call_id",
+            message.get("tool_call_id"),
+            "the id of the tool call this result answers",
+        )
+    content = message.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise InvalidParameterError(f"{where}.content", content, "a string or a list of parts")
+    return str(role)
+
+
+def normalize_messages(messages: Any) -> list[dict[str, Any]]:
+    """The messages Claude will accept, by the rules in this module's docstring.
+
+    Returns new dicts; the caller's are not changed. Messages are named by their position in
+    the list given.
+
+    Raises:
+        InvalidParameterError: a message Claude would reject, naming it.
+    """
     if not isinstance(messages, (list, tuple)) or not messages:
         raise InvalidParameterError("messages", messages, "a non-empty list of messages")
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise InvalidParameterError(f"messages[{index}]", message, "a {role, content} mapping")
-        role = message.get("role")
-        if role not in ROLES:
+        where = f"messages[{index}]"
+        role = _check_message(message, where)
+        content = message.get("content")
+        if role == "system":
+            system += _system_parts(content, where)
+            continue
+        _check_content_images(content, index)
+        content = _without_blank_parts(content)
+        if role == "user" and _is_empty(content):
             raise InvalidParameterError(
-                f"messages[{index}].role", role, f"one of {', '.join(sorted(ROLES))}"
+                f"{where}.content",
+                message.get("content"),
+                "non-empty text or an image (Claude rejects an empty user message)",
             )
-        if role == "tool" and not message.get("tool_call_id"):
+        if role == "assistant" and _is_empty(content):
+            if not message.get("tool_calls"):
+                continue  # nothing said and nothing called: Claude rejects the empty turn
+            content = None
+        if content is message.get("content"):
+            out.append(dict(message))
+        else:
+            out.append({**message, "content": content})
+    if not out:
+        raise InvalidParameterError(
+            "messages", "(system messages only)", "at least one user message besides the system"
+        )
+    if system:
+        cached = any("cache_control" in part for part in system)
+        joined: Any = system if cached else "\n".join(part["text"] for part in system)
+        out.insert(0, {"role": "system", "content": joined})
+    return out
+
+
+def _surrogate_at(text: str) -> int | None:
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def _check_text(value: Any, path: str = "body") -> None:
+    """Refuse a lone surrogate anywhere in the body, naming where it is."""
+    if isinstance(value, str):
+        position = _surrogate_at(value)
+        if position is not None:
+            name = path.removeprefix("body.")
             raise InvalidParameterError(
-                f"messages[{index}].tool_call_id",
-                message.get("tool_call_id"),
-                "the id of the tool call this result answers",
+                name,
+                value[max(0, position - 20) : position + 20],
+                f"valid Unicode text: a lone surrogate {value[position]!r} at character "
+                f"{position} cannot be sent (fix the text, or clean it with "
+                "text.encode('utf-8', 'replace').decode())",
             )
-        _check_content_images(message.get("content"), index)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_text(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_text(item, f"{path}[{i}]")
 
 
 def build_body(
@@ -224,20 +474,14 @@ def build_body(
     **params: Any,
 ) -> dict[str, Any]:
     """The request body as a plain dict: only what was set, validated, max_tokens defaulted."""
-    unknown = params.keys() - REQUEST_PARAMS
-    if unknown:
-        raise TypeError(
-            f"unexpected parameter(s) {sorted(unknown)}; "
-            "pass provider-specific fields in extra_body"
-        )
+    check_known(params, REQUEST_PARAMS, where="the request")
+    if extra_body:
+        check_no_secrets(extra_body, param="extra_body")
     if not isinstance(model, str) or not model:
         raise InvalidParameterError(
             "model", model, "a model id such as anthropic/claude-sonnet-4-6"
         )
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": list(messages) if isinstance(messages, (list, tuple)) else messages,
-    }
+    body: dict[str, Any] = {"model": model, "messages": messages}
     for key, value in params.items():
         if value is not None:
             body[key] = value
@@ -256,8 +500,9 @@ def build_body(
     n = body.get("n")
     if n is not None and n != 1:
         raise InvalidParameterError("n", n, "1 (Claude returns one choice)")
-    _check_messages(body["messages"])
+    body["messages"] = normalize_messages(body["messages"])
     _check_tool_choice(body.get("tool_choice"), body.get("tools"))
+    _check_text(body)
     if stream:
         body["stream"] = True
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}

@@ -30,6 +30,7 @@ __all__ = [
     "PromptTokensDetails",
     "ToolCall",
     "Usage",
+    "loads",
     "parse_lenient",
 ]
 
@@ -220,7 +221,19 @@ def parse_lenient(model: type[_Model], data: str | bytes) -> _Model:
     try:
         return model.model_validate_json(data)
     except ValidationError:
-        loaded = json.loads(data)
+        loaded = loads(data)
         if not isinstance(loaded, dict):
             raise
-        return model.model_validate(_tidy(loaded))
+        try:
+            return model.model_validate(_tidy(loaded))
+        except RecursionError:
+            raise ValueError("JSON nested too deeply to decode") from None
+
+
+def loads(data: str | bytes) -> Any:
+    """``json.loads`` whose only failure is ``ValueError``: JSON nested deeper than Python can
+    recurse (a hostile or broken server) is reported as not JSON instead of `RecursionError`."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to decode") from None

@@ -1,11 +1,14 @@
+import json
+import pickle
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
 
-from tokenhub_core import errors
+from tokenhub_core import TokenHubClient, errors
 from tokenhub_core.errors import make_status_error, redact
 from tokenhub_core.retry import parse_retry_after, retry_delay, status_is_retryable
+from tokenhub_emulator import TokenHubEmulator
 
 
 def test_the_tree_is_as_documented() -> None:
@@ -27,6 +30,8 @@ def test_the_tree_is_as_documented() -> None:
     assert issubclass(e.InvalidParameterError, ValueError)
     for name in errors.__all__:
         assert name in (errors.__doc__ or "") or name in {"make_status_error"}
+    assert issubclass(e.UnknownParameterError, TypeError)
+    assert issubclass(e.IncompleteToolCallError, ValueError)
 
 
 @pytest.mark.parametrize(
@@ -157,3 +162,69 @@ def test_no_retry_when_out_of_attempts_or_not_retryable() -> None:
         retry_delay(errors.APIResponseError("bad"), attempt=0, max_retries=2, retryable=True)
         is None
     )
+
+
+# --- 11.15 picklable with attributes; 12.9 keys redacted in bodies; 12.4 nested bodies ---------
+
+
+def _every_error() -> list[errors.TokenHubError]:
+    return [
+        errors.InvalidParameterError("temperature", 3, "a number from 0.0 to 1.0"),
+        errors.UnknownParameterError("temprature", "TokenHub", "did you mean 'temperature'?"),
+        errors.IncompleteToolCallError("transfer", '{"to": "DE', "length"),
+        errors.MissingAPIKeyError(),
+        errors.BudgetExceededError("over", budget_usd=0.01, spent_usd=0.0, worst_case_usd=0.02),
+        errors.APIConnectionError("down"),
+        errors.APITimeoutError("slow"),
+        errors.StreamInterruptedError("cut", request_id="req_1"),
+        errors.APIResponseError("broken", body={"x": 1}, request_id="req_2", code="c"),
+        *[
+            make_status_error(status, {"x-request-id": "req_3"}, b'{"error": {"message": "m"}}')
+            for status in (400, 401, 402, 403, 404, 409, 429, 500)
+        ],
+    ]
+
+
+@pytest.mark.parametrize("error", _every_error(), ids=lambda e: type(e).__name__)
+def test_every_error_pickles_with_its_attributes(error: errors.TokenHubError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert (str(copy), copy.args, vars(copy)) == (str(error), error.args, vars(error))
+
+
+def test_the_whole_key_is_masked_whatever_follows_th() -> None:
+    for key in ("th-abc/def+ghi.jkl=mno", "th-abcd.efgh", "th-ab=cd/ef+gh"):
+        assert redact(f"bad key {key}, try again") == "bad key th-***, try again"
+    assert redact("width-100px and south-east") == "width-100px and south-east"
+
+
+def test_echoed_keys_are_redacted_in_the_body_too() -> None:
+    key = "th-abc/def+ghi.jkl=mno"
+    body = json.dumps({"error": {"message": f"bad key {key}", "key": key}}).encode()
+    error = make_status_error(401, {}, body, secret=key)
+    assert key not in repr(error.body) and "def+ghi" not in repr(error.body)
+    assert key not in repr(pickle.loads(pickle.dumps(error)).body)
+    response_error = errors.APIResponseError("x", body={"echo": [f"Bearer {key}"]})
+    assert "def+ghi" not in repr(response_error.body)
+
+
+async def test_a_server_echoing_the_key_over_http_leaves_it_nowhere(
+    tokenhub_emulator: TokenHubEmulator,
+) -> None:
+    key = "th-emulator/with+odd.chars="
+    tokenhub_emulator.fail_next(
+        401, body={"error": {"message": f"invalid key {key}", "type": "auth", "echo": key}}
+    )
+    client = TokenHubClient(api_key=key, base_url=tokenhub_emulator.base_url, max_retries=0)
+    with pytest.raises(errors.AuthenticationError) as info:
+        await client.achat(model="claude-haiku-4-5", messages=[{"role": "user", "content": "hi"}])
+    shown = [str(info.value), repr(info.value), repr(info.value.body), repr(vars(info.value))]
+    assert not [text for text in shown if "with+odd" in text]
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_an_error_body_nested_too_deeply_is_still_a_typed_error(depth: int) -> None:
+    body = ('{"error": ' * depth + '"x"' + "}" * depth).encode()
+    error = make_status_error(500, {}, body)
+    assert isinstance(error, errors.InternalServerError)
+    assert error.status_code == 500

@@ -1,12 +1,18 @@
+import httpx
 import pytest
 
-from tokenhub_core.errors import InvalidParameterError
+from tokenhub_core.errors import InvalidParameterError, UnknownParameterError
 from tokenhub_core.params import (
+    apply_aliases,
     build_body,
     check_image_url,
+    check_max_retries,
+    check_no_secrets,
     check_sampling_params,
     estimate_tokens,
+    normalize_messages,
     normalize_stop,
+    normalize_timeout,
     normalize_tool_call_id,
 )
 
@@ -184,3 +190,127 @@ def test_token_estimate_grows_with_text_images_and_tools() -> None:
     assert base < longer
     assert image >= 1600
     assert estimate_tokens(USER, [TOOL]) > base
+
+
+# --- aliases, unknown fields, secrets, timeouts (issue 11 items 5-7) --------------------------
+
+
+def test_chatopenai_names_are_renamed_and_conflicts_refused() -> None:
+    assert apply_aliases(
+        {"openai_api_key": "k", "api_base": "u", "request_timeout": 5, "max_completion_tokens": 9},
+        where="X",
+    ) == {"api_key": "k", "base_url": "u", "timeout": 5, "max_tokens": 9}
+    assert apply_aliases({"model_name": "m", "model": "m"}, where="X") == {"model": "m"}
+    with pytest.raises(InvalidParameterError, match="max_tokens"):
+        apply_aliases({"max_completion_tokens": 9, "max_tokens": 10}, where="X")
+    with pytest.raises(InvalidParameterError) as info:
+        apply_aliases({"openai_api_key": "th-one-1234", "api_key": "th-two-1234"}, where="X")
+    assert "th-one" not in str(info.value) and "th-two" not in str(info.value)
+
+
+def test_unknown_fields_are_type_errors_with_a_suggestion() -> None:
+    with pytest.raises(UnknownParameterError, match="did you mean 'temperature'") as info:
+        body(temprature=0.2)
+    assert isinstance(info.value, TypeError) and info.value.param == "temprature"
+    with pytest.raises(UnknownParameterError, match="extra_body") as info:
+        body(frobnicate=5)
+    assert "did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["api_key", "openai_api_key", "Authorization", "client_secret", "password", "apiKey"]
+)
+def test_credentials_are_never_put_in_the_body(name: str) -> None:
+    with pytest.raises(InvalidParameterError, match="credentials") as info:
+        body(extra_body={name: "th-leak-1234"})
+    assert "th-leak-1234" not in str(info.value)
+    check_no_secrets({"max_tokens": 1, "top_k": 2, "user": "u"}, param="extra_body")
+
+
+def test_timeout_forms() -> None:
+    assert normalize_timeout(5) == httpx.Timeout(5)
+    assert normalize_timeout(None) == httpx.Timeout(None)
+    assert normalize_timeout((1, 7)) == httpx.Timeout(7, connect=1)
+    assert normalize_timeout((1, 2, 3, 4)) == httpx.Timeout(connect=1, read=2, write=3, pool=4)
+    given = httpx.Timeout(3)
+    assert normalize_timeout(given) is given
+    for bad in ("5", 0, -1, float("inf"), (1, 2, 3), True, [1, "x"]):
+        with pytest.raises(InvalidParameterError, match="timeout"):
+            normalize_timeout(bad)
+    assert check_max_retries(0) == 0
+    for bad_retries in (-1, 1.5, True, "2"):
+        with pytest.raises(InvalidParameterError, match="max_retries"):
+            check_max_retries(bad_retries)
+
+
+# --- Claude's message rules (issue 11 item 13) and lone surrogates (issue 12 item 5) ------------
+
+
+def test_system_messages_go_first_joined_and_blank_parts_are_dropped() -> None:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": " "}, {"type": "text", "text": "a"}]},
+        {"role": "assistant", "content": "  "},
+        {"role": "system", "content": [{"type": "text", "text": "Use French."}]},
+        {"role": "user", "content": "b"},
+    ]
+    original = [dict(m) for m in messages]
+    assert normalize_messages(messages) == [
+        {"role": "system", "content": "Be brief.\nUse French."},
+        {"role": "user", "content": [{"type": "text", "text": "a"}]},
+        {"role": "user", "content": "b"},
+    ]
+    assert messages == original  # the caller's list is untouched
+
+
+def test_a_cache_control_keeps_the_system_prompt_as_parts() -> None:
+    marked = {"type": "text", "text": "rules", "cache_control": {"type": "ephemeral"}}
+    wire = normalize_messages([{"role": "system", "content": [marked]}, *USER])
+    assert wire[0] == {"role": "system", "content": [marked]}
+
+
+def test_an_assistant_turn_with_tool_calls_and_no_text_has_null_content() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    wire = normalize_messages([*USER, {"role": "assistant", "content": "", "tool_calls": [call]}])
+    assert wire[1] == {"role": "assistant", "content": None, "tool_calls": [call]}
+
+
+@pytest.mark.parametrize(
+    ("messages", "param_name"),
+    [
+        ([{"role": "user", "content": ""}], "messages[0].content"),
+        (
+            [{"role": "system", "content": "x"}, {"role": "user", "content": "  "}],
+            "messages[1].content",
+        ),
+        ([{"role": "user", "content": [{"type": "text", "text": ""}]}], "messages[0].content"),
+        ([{"role": "user", "content": None}], "messages[0].content"),
+        ([{"role": "user", "content": 5}], "messages[0].content"),
+        ([{"role": "system", "content": "only a system prompt"}], "messages"),
+        (
+            [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": PNG}}]}],
+            "messages[0].content[0].type",
+        ),
+    ],
+)
+def test_content_claude_rejects_is_refused_naming_it(messages: object, param_name: str) -> None:
+    with pytest.raises(InvalidParameterError) as caught:
+        build_body("m", messages, stream=False)  # type: ignore[arg-type]
+    assert caught.value.param == param_name
+
+
+def test_a_lone_surrogate_is_refused_naming_where_it_is() -> None:
+    with pytest.raises(InvalidParameterError, match="surrogate") as caught:
+        build_body("m", [{"role": "user", "content": "ok \ud800 broken"}], stream=False)
+    assert caught.value.param == "messages[0].content"
+    with pytest.raises(InvalidParameterError) as caught:
+        build_body(
+            "m",
+            [{"role": "user", "content": [{"type": "text", "text": "\udfff"}]}],
+            stream=False,
+        )
+    assert caught.value.param == "messages[0].content[0].text"
+    with pytest.raises(InvalidParameterError) as caught:
+        body(tools=[{**TOOL, "function": {**TOOL["function"], "description": "\ud83d"}}])
+    assert caught.value.param == "tools[0].function.description"
+    assert body(user="emoji \U0001f600 fine")["user"] == "emoji \U0001f600 fine"

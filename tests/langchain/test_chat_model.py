@@ -28,10 +28,11 @@ from typing_extensions import TypedDict
 
 import langchain_tokenhub
 from langchain_tokenhub import ChatTokenHub
+from langchain_tokenhub.messages import completion_to_message
 from tests.langchain._images import PNG_BYTES
+from tokenhub_core import ChatCompletion, track_cost
 from tokenhub_core import client as core_client
-from tokenhub_core import track_cost
-from tokenhub_core.catalog import cost_usd
+from tokenhub_core.catalog import cost_usd, price_call
 from tokenhub_core.errors import (
     APIResponseError,
     AuthenticationError,
@@ -127,13 +128,47 @@ async def test_reply_usage_and_metadata(tokenhub_emulator: TokenHubEmulator, mod
         assert len([c for c in chunks if c.content]) > 1  # really streamed
 
 
-async def test_cost_is_none_for_a_model_outside_the_catalog(
-    tokenhub_emulator: TokenHubEmulator,
-) -> None:
-    tokenhub_emulator.queue_reply(text="hi", model="anthropic/claude-9-experimental")
-    message = ChatTokenHub().invoke("hi")
+def test_cost_is_none_for_a_model_outside_the_catalog() -> None:
+    completion = ChatCompletion.model_validate(
+        {
+            "id": "x",
+            "model": "anthropic/claude-9-experimental",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+        }
+    )
+    message = completion_to_message(completion, model="anthropic/claude-9-experimental")
     assert message.response_metadata["model_name"] == "anthropic/claude-9-experimental"
     assert message.response_metadata["cost_usd"] is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_cost_follows_the_one_pricing_rule(
+    tokenhub_emulator: TokenHubEmulator, mode: str
+) -> None:
+    usage = {"prompt_tokens": 1000, "completion_tokens": 100}
+    # A dated id is priced as its catalog entry, as the meter prices it.
+    tokenhub_emulator.queue_reply(text="hi", model="claude-haiku-4-5-20251001", usage=usage)
+    with track_cost() as meter:
+        message, _ = await call(ChatTokenHub(model="claude-haiku-4-5"), "hi", mode)
+    expected = price_call("claude-haiku-4-5", "claude-haiku-4-5-20251001", 1000, 100)[1]
+    assert expected == cost_usd("anthropic/claude-haiku-4-5", 1000, 100)
+    assert message.response_metadata["cost_usd"] == float(expected)
+    assert Decimal(str(meter.total_usd)) == expected
+    # A served id the catalog does not know: priced as the model requested.
+    tokenhub_emulator.queue_reply(text="hi", model="anthropic/claude-9-experimental", usage=usage)
+    message, _ = await call(ChatTokenHub(model="claude-haiku-4-5"), "hi", mode)
+    assert message.response_metadata["cost_usd"] == float(expected)
+
+
+async def test_a_cache_hit_costs_nothing(tokenhub_emulator: TokenHubEmulator) -> None:
+    llm = ChatTokenHub(cache=InMemoryCache())
+    first = llm.invoke("hi")
+    again = llm.invoke("hi")
+    assert first.response_metadata["cost_usd"] > 0
+    assert again.response_metadata["cost_usd"] == 0.0
+    assert again.usage_metadata is not None and again.usage_metadata.get("total_cost") == 0
+    assert len(tokenhub_emulator.requests) == 1
 
 
 async def test_stream_usage_false_leaves_usage_off(tokenhub_emulator: TokenHubEmulator) -> None:
@@ -535,11 +570,10 @@ def test_aliases_and_defaults() -> None:
     assert ChatTokenHub().model == MODEL
 
 
-async def test_unknown_arguments_go_to_the_request_body(
+async def test_request_fields_and_explicit_extras_go_to_the_request_body(
     tokenhub_emulator: TokenHubEmulator,
 ) -> None:
-    with pytest.warns(UserWarning, match="model_kwargs"):
-        model = ChatTokenHub(seed=7, top_k=5)
+    model = ChatTokenHub(seed=7, model_kwargs={"top_k": 5})
     model = model.model_copy(update={"extra_body": {"metadata": {"team": "a"}}})
     model.invoke("hi", extra_body={"service_tier": "auto"})
     body = tokenhub_emulator.requests[-1].body

@@ -83,11 +83,17 @@ def test_user_list_content_drops_empty_text_blocks() -> None:
     assert wire == [{"role": "user", "content": [{"type": "text", "text": "first"}]}]
 
 
-def test_user_text_blocks_lose_provider_extras() -> None:
-    block = {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}
+def test_user_text_blocks_keep_cache_control_and_lose_other_extras() -> None:
+    block = {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}, "x": 1}
     assert convert_messages([HumanMessage([block])])[0]["content"] == [
-        {"type": "text", "text": "hi"}
+        {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}
     ]
+
+
+def test_system_cache_control_keeps_the_system_prompt_as_parts() -> None:
+    marked = {"type": "text", "text": "long rules", "cache_control": {"type": "ephemeral"}}
+    wire = convert_messages([SystemMessage([marked]), SystemMessage("more"), HumanMessage("hi")])
+    assert wire[0] == {"role": "system", "content": [marked, {"type": "text", "text": "more"}]}
 
 
 def test_user_list_with_only_empty_blocks_becomes_empty_string() -> None:

@@ -87,8 +87,9 @@ class TestChatTokenHubUnit(ChatModelUnitTests):
 
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+        # Key and base URL are read at the first call, not frozen at construction (issue 11.8).
         env = {"TOKENHUB_API_KEY": "th-from-env", "TOKENHUB_BASE_URL": "http://127.0.0.1:9/api/v1"}
-        expected = {"api_key": "th-from-env", "base_url": "http://127.0.0.1:9/api/v1"}
+        expected = {"api_key": None, "base_url": None}
         return env, {"model": MODEL}, expected
 
     @property

@@ -61,15 +61,20 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert llm.model == "anthropic/claude-sonnet-4-6"
     assert llm.max_tokens == 1024
     assert (llm.timeout, llm.max_retries) == (60.0, 2)
-    assert llm.base_url == "https://tokenhub.store/api/v1"
-    assert llm.api_key is None  # read from TOKENHUB_API_KEY at call time
+    # Key and base URL are both left to the first call (TOKENHUB_API_KEY, TOKENHUB_BASE_URL).
+    assert (llm.base_url, llm.api_key) == (None, None)
+    assert llm.api_base == "https://tokenhub.store/api/v1"
     monkeypatch.setenv("TOKENHUB_BASE_URL", "http://127.0.0.1:9/api/v1")
-    assert TokenHub().base_url == "http://127.0.0.1:9/api/v1"
+    assert llm.api_base == "http://127.0.0.1:9/api/v1"
 
 
 def test_api_base_is_an_alias_of_base_url() -> None:
     assert TokenHub(api_base="http://127.0.0.1:1/x").base_url == "http://127.0.0.1:1/x"
     assert TokenHub(base_url="http://127.0.0.1:2/y").base_url == "http://127.0.0.1:2/y"
+    llm = TokenHub(api_base="http://127.0.0.1:1/x")
+    assert llm.api_base == "http://127.0.0.1:1/x"
+    llm.api_base = "http://127.0.0.1:3/z"
+    assert (llm.base_url, llm.api_base) == ("http://127.0.0.1:3/z", "http://127.0.0.1:3/z")
 
 
 def test_api_key_is_never_shown() -> None:

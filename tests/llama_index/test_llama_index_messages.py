@@ -259,7 +259,6 @@ def test_hint_blocks_are_dropped() -> None:
         blocks=[
             ThinkingBlock(content="let me think"),
             TextBlock(text="answer"),
-            CachePoint(cache_control=CacheControl(type="ephemeral")),
             CitationBlock(
                 cited_content="src", source="doc", title="t", additional_location_info={}
             ),
@@ -268,15 +267,34 @@ def test_hint_blocks_are_dropped() -> None:
     assert to_wire_message(message) == {"role": "assistant", "content": "answer"}
 
 
-def test_cache_point_in_a_user_message_is_dropped() -> None:
+def test_cache_point_marks_the_text_before_it() -> None:
     message = ChatMessage(
         role="user",
         blocks=[
+            CachePoint(cache_control=CacheControl(type="ephemeral")),  # nothing before: dropped
             TextBlock(text="long context"),
-            CachePoint(cache_control=CacheControl(type="ephemeral")),
+            CachePoint(cache_control=CacheControl(type="ephemeral", ttl="1h")),
+            TextBlock(text="question"),
         ],
     )
-    assert to_wire_message(message) == {"role": "user", "content": "long context"}
+    assert to_wire_message(message) == {
+        "role": "user",
+        "content": [
+            {
+                "type": "text",
+                "text": "long context",
+                "cache_control": {"type": "ephemeral", "ttl": "1h"},
+            },
+            {"type": "text", "text": "question"},
+        ],
+    }
+    system = ChatMessage(
+        role="system",
+        blocks=[TextBlock(text="rules"), CachePoint(cache_control=CacheControl(type="ephemeral"))],
+    )
+    assert to_wire_message(system)["content"] == [
+        {"type": "text", "text": "rules", "cache_control": {"type": "ephemeral"}}
+    ]
 
 
 # Tool calls and tool results.
