@@ -42,7 +42,8 @@ from langchain_tokenhub.structured import (
     tool_call_parser,
 )
 from tokenhub_core import DEFAULT_MODEL, ChatCompletion, TokenHubClient, resolve_model
-from tokenhub_core.client import API_KEY_ENV, ClientSlot
+from tokenhub_core._lifecycle import DEFAULT_DEADLINE_S
+from tokenhub_core.client import API_KEY_ENV, ClientSlot, check_base_url
 from tokenhub_core.params import (
     DEFAULT_MAX_TOKENS,
     REQUEST_PARAMS,
@@ -59,7 +60,9 @@ from tokenhub_core.params import (
 __all__ = ["ChatTokenHub"]
 
 # Per-call keywords that are ours rather than request fields.
-_CALL_OPTIONS = frozenset({"model", "extra_body", "extra_headers", "stream_usage", "stream"})
+_CALL_OPTIONS = frozenset(
+    {"model", "extra_body", "extra_headers", "stream_usage", "stream", "timeout", "deadline"}
+)
 _CALL_KEYWORDS = REQUEST_PARAMS | _CALL_OPTIONS
 Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
 
@@ -108,6 +111,9 @@ class ChatTokenHub(BaseChatModel):
     timeout: Timeout = 60.0
     """Seconds per attempt (None waits forever), an ``httpx.Timeout`` or a ``(connect, read)``
     pair (alias ``request_timeout``)."""
+    deadline: float | None = DEFAULT_DEADLINE_S
+    """Seconds one attempt may take in all, however slowly the server sends (``timeout`` bounds
+    each read, this their sum); None: no limit."""
     max_retries: int = 2
     """Retries of retryable failures (429, 5xx, connection errors), inside the core only."""
     default_headers: dict[str, str] | None = Field(default=None, exclude=True, repr=False)
@@ -160,6 +166,11 @@ class ChatTokenHub(BaseChatModel):
     def _check_timeout(cls, timeout: Timeout) -> Timeout:
         normalize_timeout(timeout)
         return timeout
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, base_url: str | None) -> str | None:
+        return None if base_url is None else check_base_url(base_url)
 
     @field_validator("max_retries", mode="before")
     @classmethod
@@ -277,6 +288,7 @@ class ChatTokenHub(BaseChatModel):
             default_headers=self.default_headers,
             http_client=self.http_client,
             http_async_client=self.http_async_client,
+            deadline=self.deadline,
         )
 
     def _request(
@@ -308,6 +320,9 @@ class ChatTokenHub(BaseChatModel):
             params["extra_body"] = extra_body
         if kwargs.get("extra_headers"):
             params["extra_headers"] = kwargs["extra_headers"]
+        for option in ("timeout", "deadline"):
+            if kwargs.get(option) is not None:
+                params[option] = kwargs[option]
         if params.get("tool_choice") is not None:
             params["tool_choice"] = normalize_tool_choice(
                 params["tool_choice"], tool_names(params.get("tools") or ())

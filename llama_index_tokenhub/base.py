@@ -49,7 +49,14 @@ from llama_index_tokenhub.responses import (
     tool_selections,
 )
 from tokenhub_core import DEFAULT_BASE_URL, DEFAULT_MODEL, TokenHubClient, resolve_model
-from tokenhub_core.client import BASE_URL_ENV, AsyncChatStream, ChatStream, ClientSlot
+from tokenhub_core._lifecycle import DEFAULT_DEADLINE_S
+from tokenhub_core.client import (
+    BASE_URL_ENV,
+    AsyncChatStream,
+    ChatStream,
+    ClientSlot,
+    check_base_url,
+)
 from tokenhub_core.params import (
     DEFAULT_MAX_TOKENS,
     REQUEST_PARAMS,
@@ -71,7 +78,7 @@ DEFAULT_CONTEXT_WINDOW = 200_000
 """Context window assumed for a model the catalog does not know (Claude's standard window)."""
 
 # Per-call keywords besides the request fields.
-_CALL_OPTIONS = frozenset({"model", "extra_body", "extra_headers", "timeout"})
+_CALL_OPTIONS = frozenset({"model", "extra_body", "extra_headers", "timeout", "deadline"})
 Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
 
 
@@ -122,6 +129,10 @@ class TokenHub(FunctionCallingLLM):
         "(connect, read) pair; per call too.",
     )
     max_retries: int = Field(default=2, description="Retries in the core (the only layer).")
+    deadline: float | None = Field(
+        default=DEFAULT_DEADLINE_S,
+        description="Seconds one attempt may take in all (timeout bounds each read); None: none.",
+    )
     default_headers: dict[str, str] | None = Field(
         default=None,
         exclude=True,
@@ -172,6 +183,11 @@ class TokenHub(FunctionCallingLLM):
     def _normalize_stop(cls, stop: Any) -> list[str] | None:
         return normalize_stop(stop)
 
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, base_url: str | None) -> str | None:
+        return None if base_url is None else check_base_url(base_url)
+
     @field_validator("timeout")
     @classmethod
     def _check_timeout(cls, timeout: Timeout) -> Timeout:
@@ -221,20 +237,18 @@ class TokenHub(FunctionCallingLLM):
 
     # The one request path.
 
-    def _get_client(self, timeout: Timeout | None = None) -> TokenHubClient:
-        """The instance's client; with a per-call ``timeout``, a client for that call only
-        (cheap: every client shares the process's connection pools)."""
-        settings: dict[str, Any] = {
-            "api_key": self.api_key,
-            "base_url": self.base_url,
-            "max_retries": self.max_retries,
-            "default_headers": self.default_headers,
-            "http_client": self.http_client,
-            "http_async_client": self.async_http_client,
-        }
-        if timeout is not None:
-            return TokenHubClient(timeout=normalize_timeout(timeout), **settings)
-        return self._clients.get(timeout=normalize_timeout(self.timeout), **settings)
+    def _get_client(self) -> TokenHubClient:
+        """The instance's client, built on first use and rebuilt if its settings change."""
+        return self._clients.get(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=normalize_timeout(self.timeout),
+            max_retries=self.max_retries,
+            default_headers=self.default_headers,
+            http_client=self.http_client,
+            http_async_client=self.async_http_client,
+            deadline=self.deadline,
+        )
 
     def _request(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]
@@ -256,9 +270,10 @@ class TokenHub(FunctionCallingLLM):
         for key, value in kwargs.items():
             if key in REQUEST_PARAMS and value is not None:
                 params[key] = value
-        if kwargs.get("extra_headers"):
-            params["extra_headers"] = kwargs["extra_headers"]
-        client = self._get_client(kwargs.get("timeout"))
+        for option in ("extra_headers", "timeout", "deadline"):
+            if kwargs.get(option) is not None:
+                params[option] = kwargs[option]
+        client = self._get_client()
         request = {
             "model": kwargs.get("model") or self.model,
             "messages": to_wire_messages(messages),

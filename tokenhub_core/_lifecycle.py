@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -70,7 +71,7 @@ class AuthHeaders(dict[str, str]):
 class Call:
     """Everything about one call that is decided before anything is sent."""
 
-    __slots__ = ("content", "headers", "meters", "model", "stream")
+    __slots__ = ("content", "headers", "meters", "model", "stream", "timeout")
 
     def __init__(
         self, model: str, content: bytes, stream: bool, meters: CallMeters, headers: AuthHeaders
@@ -80,6 +81,7 @@ class Call:
         self.stream = stream
         self.meters = meters
         self.headers = headers
+        self.timeout: dict[str, Any] | None = None  # this call's own, when it has one
 
 
 def transport_error(exc: httpx.TransportError, doing: str) -> APIConnectionError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from types import TracebackType
@@ -25,7 +24,7 @@ from tokenhub_core.cost import run_when_safe
 from tokenhub_core.errors import APIResponseError, StreamInterruptedError, request_id_from
 from tokenhub_core.sse import SSEDecoder
 from tokenhub_core.stream import ChunkAccumulator, completion_to_chunks
-from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, Usage, parse_lenient
+from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, Usage, loads, parse_lenient
 
 if TYPE_CHECKING:
     from tokenhub_core.client import TokenHubClient
@@ -46,8 +45,8 @@ def error_event(error: Any, request_id: str | None) -> APIResponseError:
 
 def _loads_or_text(data: str) -> Any:
     try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):
+        value = loads(data)
+    except ValueError:
         return {"message": data[:500]}
     return value.get("error", value) if isinstance(value, dict) else {"message": data[:500]}
 

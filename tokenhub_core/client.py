@@ -41,7 +41,7 @@ from tokenhub_core.errors import (
     redact,
     request_id_from,
 )
-from tokenhub_core.params import build_body, estimate_tokens
+from tokenhub_core.params import build_body, estimate_tokens, normalize_timeout
 from tokenhub_core.wire import ChatCompletion, parse_lenient
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncChatStream", "ChatStream", "ClientSlot", "TokenHubClient"]
@@ -146,13 +146,11 @@ def _warn_if_plain_http(url: httpx.URL) -> None:
     )
 
 
-def _timeout(timeout: float | httpx.Timeout | tuple[Any, ...] | None) -> httpx.Timeout:
-    try:
-        return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(
-            "timeout", timeout, "seconds (a number), an httpx.Timeout, a tuple or None"
-        ) from None
+def _check_deadline(deadline: Any) -> None:
+    if deadline is not None and (
+        isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or deadline <= 0
+    ):
+        raise InvalidParameterError("deadline", deadline, "seconds > 0, or None")
 
 
 def _read_timeout_within(timeout: httpx.Timeout, deadline_s: float | None) -> dict[str, Any]:
@@ -173,6 +171,7 @@ class TokenHubClient:
             Key and base URL are read at the same moment: on every call, the explicit argument
             first, then the environment.
         timeout: seconds (or an ``httpx.Timeout``, or a tuple) for connecting and for each read.
+            ``timeout=`` and ``deadline=`` may also be given per call.
         max_retries: retries after the first attempt, for retryable failures only.
         default_headers: sent with every request.
         http_client / http_async_client: your own httpx clients, used as they are (you close
@@ -194,15 +193,12 @@ class TokenHubClient:
     ) -> None:
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
             raise InvalidParameterError("max_retries", max_retries, "a non-negative integer")
-        if deadline is not None and (
-            isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or deadline <= 0
-        ):
-            raise InvalidParameterError("deadline", deadline, "seconds > 0, or None")
+        _check_deadline(deadline)
         if isinstance(api_key, SecretStr):
             api_key = api_key.get_secret_value()
         self._api_key = None if not api_key else SecretStr(check_api_key(api_key))
         self._base_url = None if not base_url else check_base_url(base_url)
-        self.timeout = _timeout(timeout)
+        self.timeout = normalize_timeout(timeout)
         self.max_retries = max_retries
         self.deadline = None if deadline is None else float(deadline)
         self.default_headers = dict(default_headers or {})
@@ -253,6 +249,9 @@ class TokenHubClient:
         stream: bool,
     ) -> Lifecycle:
         extra_headers = params.pop("extra_headers", None)
+        timeout = params.pop("timeout", None)
+        deadline = params.pop("deadline", self.deadline)
+        _check_deadline(deadline)
         body = build_body(model, messages, stream=stream, **params)
         meters = CallMeters(
             model, estimate_tokens(body["messages"], body.get("tools")), body["max_tokens"]
@@ -271,28 +270,27 @@ class TokenHubClient:
         if extra_headers:
             headers.update(extra_headers)
         call = Call(model, content, stream, meters, headers)
+        if timeout is not None or deadline != self.deadline:
+            call.timeout = _read_timeout_within(
+                self.timeout if timeout is None else normalize_timeout(timeout), deadline
+            )
         return Lifecycle(
             call,
             max_retries=self.max_retries,
-            deadline_s=self.deadline,
+            deadline_s=deadline,
             secret=headers["Authorization"][7:],
         )
 
     def _request(self, http: httpx.Client | httpx.AsyncClient | None, call: Call) -> httpx.Request:
         url = self._url()[1]
         _warn_if_plain_http(url)
+        timeout = call.timeout or self._timeout_extension
         if http is not None:  # a full client: let it merge its own headers and settings
-            request = http.build_request(
-                "POST", url, content=call.content, headers=call.headers, timeout=self.timeout
-            )
-            request.extensions["timeout"] = dict(self._timeout_extension)
+            request = http.build_request("POST", url, content=call.content, headers=call.headers)
+            request.extensions["timeout"] = dict(timeout)
             return request
         return httpx.Request(
-            "POST",
-            url,
-            content=call.content,
-            headers=call.headers,
-            extensions={"timeout": self._timeout_extension},
+            "POST", url, content=call.content, headers=call.headers, extensions={"timeout": timeout}
         )
 
     # Sync shell.

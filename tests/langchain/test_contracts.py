@@ -369,7 +369,10 @@ async def test_deeply_nested_tool_arguments_are_an_invalid_call(
     # Streams stay shallower: LangChain re-parses the merged arguments on every chunk it adds.
     depth = 100_000 if mode in ("invoke", "ainvoke") else 3_000
     deep = '{"a": ' * depth + "1" + "}" * depth
-    tokenhub_emulator.queue_reply(tool_calls=[{"name": "transfer", "arguments": deep}])
+    tokenhub_emulator.queue_reply(
+        tool_calls=[{"name": "transfer", "arguments": deep}],
+        usage={"prompt_tokens": 50, "completion_tokens": 1000},  # within max_tokens, as a server
+    )
     message = await run(ChatTokenHub().bind_tools([transfer]), "Pay Bob", mode)
     assert message.tool_calls == []
     assert [c["name"] for c in message.invalid_tool_calls] == ["transfer"]

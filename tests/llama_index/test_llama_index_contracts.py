@@ -339,7 +339,10 @@ async def test_deeply_nested_tool_arguments_never_run(
     # Streams stay shallower: LlamaIndex's callbacks copy the growing message on every chunk.
     depth = 100_000 if mode in ("sync", "async") else 3_000
     deep = '{"a": ' * depth + "1" + "}" * depth
-    tokenhub_emulator.queue_reply(tool_calls=[{"name": "transfer", "arguments": deep}])
+    tokenhub_emulator.queue_reply(
+        tool_calls=[{"name": "transfer", "arguments": deep}],
+        usage={"prompt_tokens": 50, "completion_tokens": 1000},  # within max_tokens, as a server
+    )
     final = await _final(mode, llm, _user("Pay Bob"))
     with pytest.raises(IncompleteToolCallError, match="transfer"):
         llm.get_tool_calls_from_response(final)
