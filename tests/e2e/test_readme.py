@@ -127,9 +127,14 @@ def test_the_configuration_table_tells_the_defaults() -> None:
     assert rows["max output tokens"].rstrip(" |").endswith(str(DEFAULT_MAX_TOKENS))
     defaults = inspect.signature(TokenHubClient).parameters
     assert (
-        rows["timeout (seconds per attempt)"]
+        rows["timeout (seconds to connect, and for each read)"]
         .rstrip(" |")
         .endswith(f"{defaults['timeout'].default:g}")
+    )
+    assert (
+        rows["deadline (seconds one attempt may take in all)"]
+        .rstrip(" |")
+        .endswith(f"{defaults['deadline'].default:g}")
     )
     assert (
         rows["retries (429, 5xx, connection errors)"]
@@ -138,7 +143,7 @@ def test_the_configuration_table_tells_the_defaults() -> None:
     )
     for adapter in (ChatTokenHub(), TokenHub()):
         assert (adapter.model, adapter.max_tokens) == (DEFAULT_MODEL, DEFAULT_MAX_TOKENS)
-        assert (adapter.timeout, adapter.max_retries) == (60, 2)
+        assert (adapter.timeout, adapter.max_retries, adapter.deadline) == (60, 2, 300)
 
 
 def test_the_feature_table_cites_tests_that_exist() -> None:
