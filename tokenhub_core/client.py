@@ -361,7 +361,7 @@ class TokenHubClient:
     # Async shell: the same steps, awaited. The shared pool is per event loop, so a client keeps
     # working across pytest's per-test loops and in Jupyter.
 
-    async def _async_http(self) -> httpx.AsyncClient | httpx.AsyncHTTPTransport:
+    async def _async_http(self) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
         if self._http_async_client is not None:
             return self._http_async_client
         return await _pools.for_running_loop()
