@@ -60,6 +60,7 @@ class _DefaultPools:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ssl: ssl.SSLContext | None = None
+        self._proxies: bool | None = None  # read from the environment once, like the sync pool
         self._sync: httpx.Client | httpx.HTTPTransport | None = None
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop,
@@ -73,6 +74,12 @@ class _DefaultPools:
                 self._ssl = httpx.create_ssl_context()
             return self._ssl
 
+    def _use_proxies(self) -> bool:
+        # Scanning the environment costs ~150 µs: not again for every new event loop.
+        if self._proxies is None:
+            self._proxies = _proxies_configured()
+        return self._proxies
+
     def sync(self) -> httpx.Client | httpx.HTTPTransport:
         """The process's sync pool."""
         context = self.ssl_context()
@@ -80,7 +87,7 @@ class _DefaultPools:
             if self._sync is None:
                 self._sync = (
                     httpx.Client(limits=_SYNC_LIMITS, verify=context)
-                    if _proxies_configured()
+                    if self._use_proxies()
                     else httpx.HTTPTransport(limits=_SYNC_LIMITS, verify=context)
                 )
                 atexit.register(self._sync.close)
@@ -99,7 +106,7 @@ class _DefaultPools:
 
     def _new_async_pool(self) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
         context = self.ssl_context()
-        if _proxies_configured():
+        if self._use_proxies():
             return httpx.AsyncClient(limits=_SYNC_LIMITS, verify=context)
         from tokenhub_core._aiohttp_transport import AiohttpTransport  # ~100 ms: on first use
 
