@@ -125,11 +125,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             content: bytes = request.content
         except httpx.RequestNotRead:
             content = await request.aread()
+        # Not Headers.multi_items(): it guesses the encoding again for every header.
+        headers = [(k.decode(), v.decode("utf-8", "replace")) for k, v in request.headers.raw]
         try:
             response = await self._session.request(
                 request.method,
                 str(request.url),
-                headers=request.headers.multi_items(),
+                headers=headers,
                 data=content or None,
                 allow_redirects=False,
                 timeout=self._timeout(request.extensions.get("timeout", {})),
