@@ -95,11 +95,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, *, limit: int, keepalive_s: float, ssl_context: ssl.SSLContext) -> None:
-        connector = aiohttp.TCPConnector(
+        self._connector = aiohttp.TCPConnector(
             limit=limit, limit_per_host=0, keepalive_timeout=keepalive_s, ssl=ssl_context
         )
         self._session = aiohttp.ClientSession(
-            connector=connector,
+            connector=self._connector,
             # httpx decodes the body by its Content-Encoding; aiohttp must hand it over raw and
             # must not advertise encodings httpx might not decode. Cookies: not for this API.
             auto_decompress=False,
@@ -152,3 +152,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close the session and every connection in its pool."""
         await self._session.close()
+
+    def abandon(self) -> None:
+        """Give the pool up without its loop: for a loop closed before its pool was.
+
+        Marks the session and its connector closed, so that aiohttp does not log "Unclosed
+        client session" when they are collected; the sockets close as their transports are.
+        """
+        self._session.detach()
+        # With its loop closed the connector only marks itself closed: nothing in close()
+        # suspends, so the coroutine is driven to its end here, without a loop.
+        closing = self._connector.close()
+        try:
+            closing.send(None)
+        except StopIteration:
+            pass
+        else:  # it did want to wait (its loop is still open): leave the sockets to their GC
+            closing.close()

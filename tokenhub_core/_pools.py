@@ -11,10 +11,13 @@ import atexit
 import ssl
 import threading
 import urllib.request
-import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from tokenhub_core._aiohttp_transport import AiohttpTransport
 
 __all__ = ["ASYNC_POOL_LIMIT", "KEEPALIVE_S", "pools"]
 
@@ -29,15 +32,31 @@ ASYNC_POOL_LIMIT = 512
 KEEPALIVE_S = 30.0  # idle connections are closed after this long
 
 
+_AsyncPool = httpx.AsyncClient | httpx.AsyncBaseTransport
+
+
 async def _close_when_loop_shuts_down(
-    pool: httpx.AsyncClient | httpx.AsyncBaseTransport,
+    pool: _AsyncPool, forget: Callable[[], object]
 ) -> AsyncGenerator[None, None]:
     # An async generator parked here is finalized by loop.shutdown_asyncgens() (asyncio.run,
     # asyncio.Runner, pytest-asyncio), which lets the pooled connections close on their own loop.
     try:
         yield
     finally:
+        forget()
         await pool.aclose()
+
+
+def _abandon(pool: _AsyncPool) -> None:
+    abandon = getattr(pool, "abandon", None)  # an AiohttpTransport's; httpx's need nothing
+    if abandon is not None:
+        abandon()
+
+
+def _aiohttp_transport() -> type[AiohttpTransport]:
+    from tokenhub_core._aiohttp_transport import AiohttpTransport  # imports aiohttp: ~100 ms
+
+    return AiohttpTransport
 
 
 def _proxies_configured() -> bool:
@@ -62,10 +81,13 @@ class _DefaultPools:
         self._ssl: ssl.SSLContext | None = None
         self._proxies: bool | None = None  # read from the environment once, like the sync pool
         self._sync: httpx.Client | httpx.HTTPTransport | None = None
-        self._async: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop,
-            tuple[httpx.AsyncClient | httpx.AsyncBaseTransport, AsyncGenerator[None, None]],
-        ] = weakref.WeakKeyDictionary()
+        # Not a WeakKeyDictionary: aiohttp's objects hold their loop, so an entry would keep its
+        # own key alive. Entries leave when their loop shuts down, or, for a loop closed without
+        # shutting down its async generators, when the next loop's pool is built (or at exit).
+        self._async: dict[
+            asyncio.AbstractEventLoop, tuple[_AsyncPool, AsyncGenerator[None, None]]
+        ] = {}
+        atexit.register(self._forget_closed_loops)
 
     def ssl_context(self) -> ssl.SSLContext:
         """The process's SSL context (httpx's defaults: certifi, ``SSL_CERT_FILE``)."""
@@ -98,19 +120,25 @@ class _DefaultPools:
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is None:
+            self._forget_closed_loops()
             pool = self._new_async_pool()
-            closer = _close_when_loop_shuts_down(pool)
+            closer = _close_when_loop_shuts_down(pool, lambda: self._async.pop(loop, None))
             await closer.__anext__()
             entry = self._async[loop] = (pool, closer)
         return entry[0]
+
+    def _forget_closed_loops(self) -> None:
+        # Their pools can no longer be closed on their loop: let them go without their loop.
+        for loop in [loop for loop in list(self._async) if loop.is_closed()]:
+            entry = self._async.pop(loop, None)
+            if entry is not None:
+                _abandon(entry[0])
 
     def _new_async_pool(self) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
         context = self.ssl_context()
         if self._use_proxies():
             return httpx.AsyncClient(limits=_SYNC_LIMITS, verify=context)
-        from tokenhub_core._aiohttp_transport import AiohttpTransport  # ~100 ms: on first use
-
-        return AiohttpTransport(
+        return _aiohttp_transport()(
             limit=ASYNC_POOL_LIMIT, keepalive_s=KEEPALIVE_S, ssl_context=context
         )
 

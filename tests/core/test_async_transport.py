@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import logging
 import socket
 import ssl
 import subprocess
 import sys
+import warnings
+import weakref
 from collections.abc import AsyncIterator
 
 import httpx
@@ -224,6 +228,35 @@ def test_one_ssl_context_per_process(
         assert asyncio.run(client.achat(model=MODEL, messages=USER)).choices
     assert client.chat(model=MODEL, messages=USER).choices
     assert len(created) == 1
+
+
+def test_finished_loops_are_let_go_without_error_logs(
+    tokenhub_emulator: TokenHubEmulator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """asyncio.run per request, or loop.close() without loop.shutdown_asyncgens(): no loop is
+    kept alive by its pool, and aiohttp logs no "Unclosed client session" for it."""
+    monkeypatch.setattr(client_module, "_pools", pools_module._DefaultPools())
+    client = TokenHubClient()
+    loops = []
+
+    async def call() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        assert (await client.achat(model=MODEL, messages=USER)).choices
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # idle sockets the GC closes
+        for _ in range(2):
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(call())
+            loop.close()
+            del loop
+        for _ in range(2):
+            asyncio.run(call())
+        gc.collect()
+    assert [ref() for ref in loops] == [None] * 4
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_proxy_environment_is_honored_on_the_async_path(
