@@ -1,8 +1,9 @@
-"""Client overhead of the TokenHub integrations, side by side with the anchors.
+"""Client overhead and concurrency of the TokenHub integrations, side by side with the anchors.
 
     python benchmarks/run.py                     # full run; writes benchmarks/results.md
     python benchmarks/run.py --quick             # a few iterations (smoke test)
-    python benchmarks/run.py --only httpx,langchain,langchain-openai
+    python benchmarks/run.py --only httpx,langchain,langchain-openai    # overhead rows only
+    python benchmarks/run.py --table concurrency --transports
     python benchmarks/run.py --profile langchain-stream
 
 See benchmarks/README.md for the method and how to read the numbers.
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import concurrency
 from benchserver import BenchServer
 from contenders import CONTENDERS
 from measure import FULL, QUICK, Runner
@@ -24,6 +26,8 @@ from profiling import parse_target, profile
 from report import render
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.md"
+# The hand-written transport decision, kept with the numbers of each full run.
+DECISION = Path(__file__).resolve().parent / "transport-decision.md"
 # Tracing would send every run to LangSmith (and cost client CPU): never part of the measurement.
 _TRACING_ENV = (
     "LANGSMITH_TRACING",
@@ -38,7 +42,20 @@ def _parser() -> argparse.ArgumentParser:
         prog="python benchmarks/run.py",
         description="Client CPU per call and per streamed chunk: ours vs the anchors.",
     )
-    parser.add_argument("--quick", action="store_true", help="a few iterations only (~15 s)")
+    parser.add_argument("--quick", action="store_true", help="a few iterations only (~40 s)")
+    parser.add_argument(
+        "--table",
+        choices=("all", "overhead", "concurrency"),
+        default="all",
+        help="client CPU per call and chunk (overhead), wall time under load (concurrency), "
+        "or both (default; --only implies overhead)",
+    )
+    parser.add_argument(
+        "--transports",
+        action="store_true",
+        help="with --quick: also the core on the transports the async pool was chosen against "
+        "(full runs always include them)",
+    )
     parser.add_argument(
         "--only",
         metavar="KEYS",
@@ -86,30 +103,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     target = parse_target(args.profile, CONTENDERS) if args.profile else None
     contenders = _select(args.only)
+    overhead = args.table in ("all", "overhead") or target is not None
+    under_load = args.table == "concurrency" or (args.table == "all" and not args.only)
 
-    with BenchServer(long_words=plan.long_words, drip_words=plan.drip_words) as server:
-        runner = Runner(server, plan)
-        try:
-            if target is not None:
-                profile(runner, target[0], target[1], args.ops, args.top, args.callers)
-                return 0
-            rows = []
-            for contender in contenders:
-                print(f"preparing {contender.key}", file=sys.stderr, flush=True)
-                rows.append(runner.prepare(contender))
-            runner.measure(rows)
-        finally:
-            runner.close()
-
-    text = render(rows, plan, server.long.deltas, server.drip.deltas)
+    rows = []
+    if overhead:
+        with BenchServer(long_words=plan.long_words, drip_words=plan.drip_words) as server:
+            runner = Runner(server, plan)
+            try:
+                if target is not None:
+                    profile(runner, target[0], target[1], args.ops, args.top, args.callers)
+                    return 0
+                for contender in contenders:
+                    print(f"preparing {contender.key}", file=sys.stderr, flush=True)
+                    rows.append(runner.prepare(contender))
+                runner.measure(rows)
+            finally:
+                runner.close()
+        text = render(rows, plan, server.long.deltas, server.drip.deltas)
+    else:
+        text = "# TokenHub integrations under concurrency\n"
+    load_rows: list[dict[str, object]] = []
+    if under_load:
+        load_plan = concurrency.QUICK if args.quick else concurrency.FULL
+        # Full runs keep the rows behind the transport decision; quick ones skip them.
+        transports = args.transports or not args.quick
+        load_rows = concurrency.measure_all(load_plan, transports=transports)
+        text += "\n" + concurrency.render(load_rows, load_plan)
     print(text)
     output = args.output
-    if output is None and not args.quick and not args.only:
+    if output is None and not args.quick and not args.only and args.table == "all":
         output = DEFAULT_OUTPUT
+        text += "\n" + DECISION.read_text(encoding="utf-8")
     if output is not None:
         output.write_text(text, encoding="utf-8")
         print(f"written to {output}", file=sys.stderr)
     failed = [row.contender.key for row in rows if row.error is not None]
+    failed += [str(row["key"]) for row in load_rows if "failed" in row]
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -1,35 +1,62 @@
 """The connection pools every `TokenHubClient` shares unless given its own httpx client.
 
 One sync pool per process and one async pool per event loop, closed when the process exits or
-the loop shuts down.
+the loop shuts down; one SSL context per process for all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import ssl
 import threading
 import urllib.request
-import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING
 
 import httpx
 
-__all__ = ["pools"]
+if TYPE_CHECKING:
+    from tokenhub_core._aiohttp_transport import AiohttpTransport
 
-# Agents and batches fan out; keep enough warm connections that a batch of 100 reuses them all.
-_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=30)
+__all__ = ["ASYNC_POOL_LIMIT", "KEEPALIVE_S", "pools"]
+
+# httpcore's pool (sync, and async behind a proxy) rescans every connection for each idle one
+# whenever a call starts or ends, so its keep-alive cap stays small: keeping 100 idle
+# connections made 200 calls in flight 4x slower than keeping 20 (benchmarks/results.md).
+_SYNC_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+# Async: aiohttp's pool costs the same per call at any size, so the cap is set for throughput
+# (at 200 ms per call, 1,000 calls in flight took 2.4 s with 100 connections, 1.0 s with 512;
+# 1,000 connections cost more CPU for no gain) and stays under the usual 1,024 open files.
+ASYNC_POOL_LIMIT = 512
+KEEPALIVE_S = 30.0  # idle connections are closed after this long
+
+
+_AsyncPool = httpx.AsyncClient | httpx.AsyncBaseTransport
 
 
 async def _close_when_loop_shuts_down(
-    pool: httpx.AsyncClient | httpx.AsyncHTTPTransport,
+    pool: _AsyncPool, forget: Callable[[], object]
 ) -> AsyncGenerator[None, None]:
     # An async generator parked here is finalized by loop.shutdown_asyncgens() (asyncio.run,
     # asyncio.Runner, pytest-asyncio), which lets the pooled connections close on their own loop.
     try:
         yield
     finally:
+        forget()
         await pool.aclose()
+
+
+def _abandon(pool: _AsyncPool) -> None:
+    abandon = getattr(pool, "abandon", None)  # an AiohttpTransport's; httpx's need nothing
+    if abandon is not None:
+        abandon()
+
+
+def _aiohttp_transport() -> type[AiohttpTransport]:
+    from tokenhub_core._aiohttp_transport import AiohttpTransport  # imports aiohttp: ~100 ms
+
+    return AiohttpTransport
 
 
 def _proxies_configured() -> bool:
@@ -43,44 +70,77 @@ class _DefaultPools:
     per request, say) reuse warm connections, and no pool is left for the garbage collector to
     find with open sockets. Timeouts and headers are set per request, so sharing is safe.
 
-    The pools are httpx transports, driven directly: `httpx.Client`'s own layers (URL merging,
-    cookies, auth and redirect flows, hooks) do nothing for this API and cost more CPU per call
-    than everything else in a request. When proxy variables are set, a full client is used
-    instead, so ``HTTPS_PROXY`` and ``NO_PROXY`` keep working as httpx reads them.
+    Sync: httpx's transport, driven directly (`httpx.Client`'s own layers do nothing for this
+    API and cost more CPU than the rest of a request). Async: `AiohttpTransport`, aiohttp
+    behind httpx's transport interface. With proxy variables set, both are full httpx clients
+    instead, so ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` work exactly as httpx reads them.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._ssl: ssl.SSLContext | None = None
+        self._proxies: bool | None = None  # read from the environment once, like the sync pool
         self._sync: httpx.Client | httpx.HTTPTransport | None = None
-        self._async: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop,
-            tuple[httpx.AsyncClient | httpx.AsyncHTTPTransport, AsyncGenerator[None, None]],
-        ] = weakref.WeakKeyDictionary()
+        # Not a WeakKeyDictionary: aiohttp's objects hold their loop, so an entry would keep its
+        # own key alive. Entries leave when their loop shuts down, or, for a loop closed without
+        # shutting down its async generators, when the next loop's pool is built (or at exit).
+        self._async: dict[
+            asyncio.AbstractEventLoop, tuple[_AsyncPool, AsyncGenerator[None, None]]
+        ] = {}
+        atexit.register(self._forget_closed_loops)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The process's SSL context (httpx's defaults: certifi, ``SSL_CERT_FILE``)."""
+        with self._lock:
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+            return self._ssl
+
+    def _use_proxies(self) -> bool:
+        # Scanning the environment costs ~150 µs: not again for every new event loop.
+        if self._proxies is None:
+            self._proxies = _proxies_configured()
+        return self._proxies
 
     def sync(self) -> httpx.Client | httpx.HTTPTransport:
+        """The process's sync pool."""
+        context = self.ssl_context()
         with self._lock:
             if self._sync is None:
                 self._sync = (
-                    httpx.Client(limits=_POOL_LIMITS)
-                    if _proxies_configured()
-                    else httpx.HTTPTransport(limits=_POOL_LIMITS)
+                    httpx.Client(limits=_SYNC_LIMITS, verify=context)
+                    if self._use_proxies()
+                    else httpx.HTTPTransport(limits=_SYNC_LIMITS, verify=context)
                 )
                 atexit.register(self._sync.close)
             return self._sync
 
-    async def for_running_loop(self) -> httpx.AsyncClient | httpx.AsyncHTTPTransport:
+    async def for_running_loop(self) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
+        """The running event loop's pool, built on first use and closed with the loop."""
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is None:
-            pool = (
-                httpx.AsyncClient(limits=_POOL_LIMITS)
-                if _proxies_configured()
-                else httpx.AsyncHTTPTransport(limits=_POOL_LIMITS)
-            )
-            closer = _close_when_loop_shuts_down(pool)
+            self._forget_closed_loops()
+            pool = self._new_async_pool()
+            closer = _close_when_loop_shuts_down(pool, lambda: self._async.pop(loop, None))
             await closer.__anext__()
             entry = self._async[loop] = (pool, closer)
         return entry[0]
+
+    def _forget_closed_loops(self) -> None:
+        # Their pools can no longer be closed on their loop: let them go without their loop.
+        for loop in [loop for loop in list(self._async) if loop.is_closed()]:
+            entry = self._async.pop(loop, None)
+            if entry is not None:
+                _abandon(entry[0])
+
+    def _new_async_pool(self) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
+        context = self.ssl_context()
+        if self._use_proxies():
+            return httpx.AsyncClient(limits=_SYNC_LIMITS, verify=context)
+        return _aiohttp_transport()(
+            limit=ASYNC_POOL_LIMIT, keepalive_s=KEEPALIVE_S, ssl_context=context
+        )
 
 
 pools = _DefaultPools()

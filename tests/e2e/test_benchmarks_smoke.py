@@ -22,6 +22,9 @@ SYNC_KEYS = ["httpx", "openai", "core", "langchain-openai", "langchain", "llamai
 SYNC_KEYS += ["llamaindex", *FRAMEWORK_ALONE]
 CONTENDER_KEYS = SYNC_KEYS + [f"{key}-async" for key in SYNC_KEYS]
 RATIO_ROWS = ["LangChain (sync)", "LangChain (async)", "LlamaIndex (sync)", "LlamaIndex (async)"]
+LOAD_KEYS = ["aiohttp", "httpx", "core", "langchain", "llamaindex"]
+LOAD_KEYS += ["langchain-openai", "llamaindex-openai"]
+OURS = ["core", "langchain", "llamaindex"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -62,9 +65,11 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 
 
 def test_quick_run_reports_every_contender(quick_run: tuple[str, Path]) -> None:
-    stdout, _ = quick_run
+    overhead = quick_run[0].split("## Concurrency", 1)[0]
     rows = {
-        cells[0]: cells for cells in map(_cells, stdout.splitlines()) if cells[0] in CONTENDER_KEYS
+        cells[0]: cells
+        for cells in map(_cells, overhead.splitlines())
+        if cells[0] in CONTENDER_KEYS
     }
     assert sorted(rows) == sorted(CONTENDER_KEYS)
     for key, cells in rows.items():
@@ -109,6 +114,27 @@ def test_quick_run_writes_the_report_with_machine_info(quick_run: tuple[str, Pat
     report = output.read_text(encoding="utf-8")
     assert report in stdout
     assert "- CPU: " in report and "- Python 3." in report and "langchain-openai " in report
+
+
+def test_quick_run_reports_the_concurrency_table_and_its_targets(
+    quick_run: tuple[str, Path],
+) -> None:
+    stdout, _ = quick_run
+    table, targets = stdout.split("## Concurrency", 1)[1].split("Targets (issue 14)", 1)
+    rows = {cells[0]: cells for cells in map(_cells, table.splitlines()) if cells[0] in LOAD_KEYS}
+    assert sorted(rows) == sorted(LOAD_KEYS)
+    for key, cells in rows.items():
+        # key, client, one call, burst, after a burst, in flight, errors, fresh loop, new
+        # connection, CPU per call
+        assert len(cells) == 10 and "FAILED" not in "".join(cells), cells
+        assert cells[6] == "0", key  # no call failed
+        assert re.fullmatch(r"[\d.]+ s / [\d.]+ s", cells[5]), key
+        measured = [cells[2], cells[4], cells[9]] + (cells[7:9] if key in OURS else [])
+        assert all(re.fullmatch(r"[\d,]+ µs", cell) for cell in measured), key
+    verdicts = [_cells(line) for line in targets.splitlines() if line.startswith("| ")][1:]
+    assert len(verdicts) == 1 + 2 + 4 * len(OURS) + 2
+    for name, ratio, _wanted, verdict in verdicts:
+        assert _ratio(ratio) > 0 and verdict in ("met", "missed"), name
 
 
 def test_profile_mode_lists_our_adapter_functions() -> None:

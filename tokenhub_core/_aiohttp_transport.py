@@ -1,0 +1,171 @@
+"""httpx's async transport interface over an aiohttp connection pool.
+
+The core builds `httpx.Request`s and reads streaming `httpx.Response`s; this transport sends them
+with aiohttp, whose pool hands out and takes back connections in constant time however many
+calls wait or sit idle (httpcore's pool rescans every connection for every waiting request on
+each event, which collapses past ~100 calls in flight). aiohttp's failures are raised as httpx's
+exceptions, so the client's one mapping to `APIConnectionError` / `APITimeoutError` /
+`StreamInterruptedError` holds unchanged.
+
+This module imports aiohttp (~100 ms): `tokenhub_core._pools` imports it on the first async call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+import httpx
+
+__all__ = ["AiohttpTransport"]
+
+# Most specific first: the first class that matches decides. Two tables because the same aiohttp
+# failure means a different thing before the response starts than in the middle of its body.
+_SEND_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (asyncio.TimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # a malformed status line/headers
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
+    (OSError, httpx.WriteError),
+    (aiohttp.ClientError, httpx.NetworkError),
+)
+_READ_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (asyncio.TimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),  # the body ended short
+    (OSError, httpx.ReadError),
+    (aiohttp.ClientError, httpx.ReadError),
+)
+_CATCH = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def _httpx_error(
+    exc: BaseException,
+    table: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...],
+    request: httpx.Request,
+) -> httpx.TransportError:
+    for aiohttp_type, httpx_type in table:
+        if isinstance(exc, aiohttp_type):
+            return httpx_type(str(exc) or type(exc).__name__, request=request)
+    return httpx.NetworkError(str(exc) or type(exc).__name__, request=request)
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response body as httpx reads it; closing it early closes the connection."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for data in self._response.content.iter_any():
+                yield data
+        except _CATCH as exc:
+            raise _httpx_error(exc, _READ_ERRORS, self._request) from exc
+
+    async def aclose(self) -> None:
+        # A fully read body has already gone back to the pool; an unread rest cannot be
+        # skipped cheaply on a keep-alive connection, so that connection is closed.
+        response = self._response
+        if response.content.at_eof():
+            response.release()
+        else:
+            response.close()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """One aiohttp session for one event loop, driven through httpx's transport interface.
+
+    Args:
+        limit: most connections open at once; more calls wait in aiohttp's FIFO queue.
+        keepalive_s: an idle connection is closed after this long.
+        ssl_context: used for every https connection (build one per process: each costs ms).
+
+    The request's ``timeout`` extension applies: ``connect`` to opening a connection, ``pool``
+    to getting one (waiting for the pool and opening it), ``read`` to each read. aiohttp has
+    no write timeout. Proxies are not read from the environment here (see `tokenhub_core._pools`).
+    Build it inside the event loop that will use it.
+    """
+
+    def __init__(self, *, limit: int, keepalive_s: float, ssl_context: ssl.SSLContext) -> None:
+        self._connector = aiohttp.TCPConnector(
+            limit=limit, limit_per_host=0, keepalive_timeout=keepalive_s, ssl=ssl_context
+        )
+        self._session = aiohttp.ClientSession(
+            connector=self._connector,
+            # httpx decodes the body by its Content-Encoding; aiohttp must hand it over raw and
+            # must not advertise encodings httpx might not decode. Cookies: not for this API.
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding", "User-Agent"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+
+    def _timeout(self, extension: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (extension.get("connect"), extension.get("read"), extension.get("pool"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            connect, read, pool = key
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, connect=pool, sock_connect=connect, sock_read=read
+            )
+        return timeout
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; the response's body streams from the connection."""
+        try:
+            content: bytes = request.content
+        except httpx.RequestNotRead:
+            content = await request.aread()
+        # Not Headers.multi_items(): it guesses the encoding again for every header.
+        headers = [(k.decode(), v.decode("utf-8", "replace")) for k, v in request.headers.raw]
+        try:
+            response = await self._session.request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=content or None,
+                allow_redirects=False,
+                timeout=self._timeout(request.extensions.get("timeout", {})),
+            )
+        except _CATCH as exc:
+            raise _httpx_error(exc, _SEND_ERRORS, request) from exc
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_Body(response, request),
+            request=request,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("ascii", "replace"),
+            },
+        )
+
+    async def aclose(self) -> None:
+        """Close the session and every connection in its pool."""
+        await self._session.close()
+
+    def abandon(self) -> None:
+        """Give the pool up without its loop: for a loop closed before its pool was.
+
+        Marks the session and its connector closed, so that aiohttp does not log "Unclosed
+        client session" when they are collected; the sockets close as their transports are.
+        """
+        self._session.detach()
+        # With its loop closed the connector only marks itself closed: nothing in close()
+        # suspends, so the coroutine is driven to its end here, without a loop.
+        closing = self._connector.close()
+        try:
+            closing.send(None)
+        except StopIteration:
+            pass
+        else:  # it did want to wait (its loop is still open): leave the sockets to their GC
+            closing.close()
