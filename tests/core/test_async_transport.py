@@ -266,6 +266,7 @@ def test_proxy_environment_is_honored_on_the_async_path(
     # a 404) the request for an unreachable host reaches the proxy.
     monkeypatch.setenv("HTTP_PROXY", tokenhub_emulator.base_url.removesuffix("/api/v1"))
     monkeypatch.setattr(client_module, "_pools", pools_module._DefaultPools())
+    monkeypatch.setattr(client_module, "_warned_plain_http", {"tokenhub.invalid"})
     client = TokenHubClient(base_url="http://tokenhub.invalid/api/v1", max_retries=0)
     with pytest.raises(errors.NotFoundError):
         asyncio.run(client.achat(model=MODEL, messages=USER))

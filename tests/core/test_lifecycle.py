@@ -126,6 +126,7 @@ def _abandon(client: TokenHubClient, mode: str, **params: Any) -> None:
 def test_streams_closed_early_are_metered_and_stopped_by_a_budget(
     client: TokenHubClient, tokenhub_emulator: TokenHubEmulator, mode: str
 ) -> None:
+    tokenhub_emulator.slow_drip(0.01, times=1000)  # so the usage is still to come when we leave
     with track_cost() as meter:
         for _ in range(100 if mode == "sync" else 20):
             _abandon(client, mode, max_tokens=500)
