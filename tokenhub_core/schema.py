@@ -15,10 +15,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["fits", "schema_errors"]
+__all__ = ["HARD_DEPTH", "bound", "deref", "fits", "num", "schema_errors"]
 
 Schema = Any  # a JSON schema: a dict, or True / False
-_HARD_DEPTH = 40  # recursion bound for self-referencing schemas
+HARD_DEPTH = 40  # recursion bound for self-referencing schemas
 
 
 def schema_errors(value: Any, schema: Schema, *, root: Schema | None = None) -> list[str]:
@@ -49,9 +49,9 @@ def _resolve(ref: str, root: Schema) -> Schema:
     return node
 
 
-def _deref(schema: Schema, root: Schema) -> Schema:
+def deref(schema: Schema, root: Schema) -> Schema:
     """``schema`` with a top-level ``$ref`` replaced by its target (siblings kept)."""
-    for _ in range(_HARD_DEPTH):
+    for _ in range(HARD_DEPTH):
         if not isinstance(schema, dict) or "$ref" not in schema:
             return schema
         target = _resolve(schema["$ref"], root)
@@ -62,19 +62,20 @@ def _deref(schema: Schema, root: Schema) -> Schema:
     return {}
 
 
-def _bound(schema: dict[str, Any], inclusive: str, exclusive: str) -> tuple[float | None, bool]:
+def bound(schema: dict[str, Any], inclusive: str, exclusive: str) -> tuple[float | None, bool]:
     """A numeric bound and whether it is exclusive (draft 4 flags and draft 6+ numbers)."""
-    value = _num(schema.get(inclusive))
+    value = num(schema.get(inclusive))
     flag = schema.get(exclusive)
     if isinstance(flag, bool):  # draft 4: a flag on the inclusive bound
         return value, flag
-    other = _num(flag)
+    other = num(flag)
     if other is not None and (value is None or other >= value):
         return other, True
     return value, False
 
 
-def _num(value: Any) -> int | float | None:
+def num(value: Any) -> int | float | None:
+    """``value`` when it is a JSON number (not a bool), else None."""
     return value if _is_number(value) else None
 
 
@@ -118,13 +119,13 @@ def _ok(schema: Schema, value: Any, root: Schema, depth: int) -> bool:
 
 
 def _errors(schema: Schema, value: Any, root: Schema, depth: int, path: str) -> Iterator[str]:
-    schema = _deref(schema, root)
+    schema = deref(schema, root)
     if schema is True or schema is None:
         return
     if schema is False or not isinstance(schema, dict):
         yield f"{path}: no value is allowed here"
         return
-    if depth > _HARD_DEPTH:
+    if depth > HARD_DEPTH:
         return
     nested = depth + 1
     declared = schema.get("type")
@@ -161,13 +162,13 @@ def _errors(schema: Schema, value: Any, root: Schema, depth: int, path: str) -> 
 
 
 def _number_errors(schema: dict[str, Any], value: float, path: str) -> Iterator[str]:
-    low, low_open = _bound(schema, "minimum", "exclusiveMinimum")
-    high, high_open = _bound(schema, "maximum", "exclusiveMaximum")
+    low, low_open = bound(schema, "minimum", "exclusiveMinimum")
+    high, high_open = bound(schema, "maximum", "exclusiveMaximum")
     if low is not None and (value < low or (low_open and value == low)):
         yield f"{path}: {value!r} is below the {'exclusive ' if low_open else ''}minimum {low!r}"
     if high is not None and (value > high or (high_open and value == high)):
         yield f"{path}: {value!r} is above the {'exclusive ' if high_open else ''}maximum {high!r}"
-    step = _num(schema.get("multipleOf"))
+    step = num(schema.get("multipleOf"))
     if step is not None and step > 0:
         if isinstance(step, float):
             quotient = value / step

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from tokenhub_core.schema import fits
+from tokenhub_core.schema import HARD_DEPTH, bound, deref, fits, num
 from tokenhub_emulator.meaning import (
     FieldKind,
     field_kind,
@@ -26,7 +26,6 @@ from tokenhub_emulator.meaning import (
 )
 
 Schema = Any  # a JSON schema: a dict, or True / False
-HARD_DEPTH = 40  # recursion bound for self-referencing schemas
 
 __all__ = ["PromptValues", "fits", "generate", "quoted_strings"]
 
@@ -71,51 +70,6 @@ _STARTERS_WORDS = (
     "Compute Calculate Look Search Check Fetch Set Be You Your We Our Yes No Ok OK"
 )
 _STARTERS = frozenset(_STARTERS_WORDS.split())
-
-
-def _resolve(ref: str, root: Schema) -> Schema:
-    """The target of a local ``$ref`` (``#/$defs/Name``), or {} when it is not one."""
-    if not ref.startswith("#"):
-        return {}
-    node: Any = root
-    for part in filter(None, ref[1:].split("/")):
-        part = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return {}
-    return node
-
-
-def deref(schema: Schema, root: Schema) -> Schema:
-    """``schema`` with a top-level ``$ref`` replaced by its target (siblings kept)."""
-    for _ in range(HARD_DEPTH):
-        if not isinstance(schema, dict) or "$ref" not in schema:
-            return schema
-        target = _resolve(schema["$ref"], root)
-        if not isinstance(target, dict):
-            return target
-        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-    return {}
-
-
-def num(value: Any) -> int | float | None:
-    """``value`` when it is a JSON number (not a bool), else None."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def bound(schema: dict[str, Any], inclusive: str, exclusive: str) -> tuple[float | None, bool]:
-    """A numeric bound and whether it is exclusive (draft 4 flags and draft 6+ numbers)."""
-    value = num(schema.get(inclusive))
-    flag = schema.get(exclusive)
-    if isinstance(flag, bool):  # draft 4: a flag on the inclusive bound
-        return value, flag
-    other = num(flag)
-    if other is not None and (value is None or other >= value):
-        return other, True
-    return value, False
 
 
 def _numbers(text: str) -> list[int | float]:
