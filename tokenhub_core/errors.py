@@ -66,6 +66,20 @@ def redact(text: str) -> str:
 class TokenHubError(Exception):
     """Base of every error this package raises."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take other arguments than their message: rebuild from args and fields, so
+        # an error crosses a process boundary (multiprocessing, Ray) intact.
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
+
+
+def _rebuild_error(
+    cls: type[TokenHubError], args: tuple[Any, ...], fields: dict[str, Any]
+) -> TokenHubError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(fields)
+    return error
+
 
 class InvalidParameterError(TokenHubError, ValueError):
     """A request parameter breaks TokenHub's (Claude's) rules. Raised before anything is sent."""
