@@ -78,7 +78,8 @@ class CostTally:
 class Admission:
     """The answer to "may I send this request?".
 
-    ``go``: send after ``delay`` seconds, then `BatchGovernor.settle` the ``ticket``. ``wait``: the
+    ``go``: send after ``delay`` seconds (at ``at`` on the governor's clock), then
+    `BatchGovernor.settle` the ``ticket``. ``wait``: the
     budget is held by requests in flight; ask again shortly. ``stop``: the budget is spent.
     ``refuse``: this request can never be admitted (``param`` is the cause, ``reason`` says why).
     """
@@ -86,6 +87,7 @@ class Admission:
     kind: Literal["go", "wait", "stop", "refuse"]
     ticket: int = 0
     delay: float = 0.0
+    at: float = 0.0
     param: str = ""
     reason: str = ""
 
@@ -164,7 +166,7 @@ class BatchGovernor:
             self._tokens_by_ticket[ticket] = entry
             self._tokens_in_window += tokens
         self.requests += 1
-        return Admission("go", ticket=ticket, delay=slot - now)
+        return Admission("go", ticket=ticket, delay=slot - now, at=slot)
 
     def _tpm_slot(self, slot: float, tokens: int) -> float:
         assert self.tpm is not None
