@@ -2,7 +2,8 @@
 
 The emulator answers like TokenHub; this gateway records when each request arrived, so tests (and
 benchmarks/batch.py) can count the requests of any minute as the server saw them. Each answer is a
-small chat completion billed as Haiku; a seeded share of requests get 429 with Retry-After.
+small chat completion with a fixed usage; a seeded share of requests get 429 with Retry-After.
+``GET /stats`` returns what it recorded; ``python -m tests.batch.gateway`` serves it from a shell.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tokenhub_core.params import estimate_tokens
+
 
 class Gateway:
     """Serve ``/api/v1/chat/completions`` on 127.0.0.1 in a thread; ``arrivals`` are wall times."""
@@ -36,6 +39,7 @@ class Gateway:
         self.latency_s = latency_s
         self.fault_rate = fault_rate
         self.retry_after_s = retry_after_s
+        self.fail_first = 0  # answer this many next requests with 429, whatever the fault rate
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self.arrivals: list[float] = []
@@ -50,7 +54,8 @@ class Gateway:
         arrived = time.time()
         body = await request.json()
         with self._lock:
-            fail = self._random.random() < self.fault_rate
+            fail = self._random.random() < self.fault_rate or self.fail_first > 0
+            self.fail_first = max(0, self.fail_first - 1)
             self.arrivals.append(arrived)
             self.statuses.append(429 if fail else 200)
         if fail:
@@ -64,14 +69,28 @@ class Gateway:
         text = str(body["messages"][-1]["content"])
         with self._lock:
             self.answered.append(text)
-        return JSONResponse(_completion(body.get("model", ""), text))
+        return JSONResponse(_completion(body.get("model", ""), body["messages"]))
 
-    def start(self) -> Gateway:
+    async def _stats(self, request: Request) -> Response:
+        with self._lock:
+            stats = {
+                "arrivals": list(self.arrivals),
+                "statuses": list(self.statuses),
+                "answered": list(self.answered),
+            }
+        return JSONResponse(stats)
+
+    def start(self, port: int = 0) -> Gateway:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         sock.listen(1024)
-        app = Starlette(routes=[Route("/api/v1/chat/completions", self._chat, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/api/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/stats", self._stats, methods=["GET"]),
+            ]
+        )
         config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -97,17 +116,17 @@ class Gateway:
 
     def most_in_window(self, window_s: float) -> int:
         """The most requests that arrived within any ``window_s`` seconds."""
-        times = sorted(self.arrivals)
-        most, start = 0, 0
-        for end, arrived in enumerate(times):
-            while arrived - times[start] >= window_s:
-                start += 1
-            most = max(most, end - start + 1)
-        return most
+        return most_in_window(self.arrivals, window_s)
 
 
-def _completion(model: str, text: str) -> dict[str, Any]:
-    prompt, completion = 10 + len(text) // 4, 5
+def usage_of(messages: list[dict[str, Any]]) -> tuple[int, int]:
+    """The prompt and completion tokens the gateway reports (the emulator's estimate)."""
+    return estimate_tokens(messages), 5
+
+
+def _completion(model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    text = str(messages[-1]["content"])
+    prompt, completion = usage_of(messages)
     return {
         "id": "chatcmpl-gw",
         "object": "chat.completion",
@@ -126,3 +145,36 @@ def _completion(model: str, text: str) -> dict[str, Any]:
             "total_tokens": prompt + completion,
         },
     }
+
+
+def most_in_window(arrivals: list[float], window_s: float) -> int:
+    """The most of ``arrivals`` within any ``window_s`` seconds."""
+    times = sorted(arrivals)
+    most, start = 0, 0
+    for end, arrived in enumerate(times):
+        while arrived - times[start] >= window_s:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="serve the rate-measuring gateway")
+    parser.add_argument("--latency-s", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--retry-after-s", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    gateway = Gateway(
+        latency_s=args.latency_s,
+        fault_rate=args.fault_rate,
+        retry_after_s=args.retry_after_s,
+        seed=args.seed,
+    ).start()
+    print(gateway.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        gateway.stop()

@@ -105,19 +105,17 @@ async def test_rate_limits_slow_everyone_down_and_every_row_finishes(
 
 async def test_after_429s_the_concurrency_window_shrinks_then_recovers(tmp_path: Path) -> None:
     source = write_batch(tmp_path / "in.jsonl", 120)
-    with Gateway(latency_s=0.01, fault_rate=0.0) as gateway:
-        gateway.fault_rate = 1.0
+    with Gateway(latency_s=0.01, retry_after_s=0.05) as gateway:
+        gateway.fail_first = 12  # a storm of 429s, then none
         runner = BatchRunner(_client(gateway), LocalGovernor(BatchGovernor()), max_concurrency=8)
-        runner.limit._cooldown_s = 0
+        runner.limit._cooldown_s = 0  # count every 429, to reach the floor quickly
         answered: list[str] = []
-
-        def sink(outcome: object) -> None:
-            answered.append(outcome.request.custom_id)  # type: ignore[attr-defined]
-            gateway.fault_rate = 0.0  # the storm passes after the first row
-
-        gateway.retry_after_s = 0.05
-        await runner.run(read_requests(source), sink)
-    assert runner.limit.lowest == 1 and runner.limit.limit == 8
+        await runner.run(
+            read_requests(source),
+            lambda outcome: answered.append(outcome.request.custom_id) if outcome.ok else None,
+        )
+    assert runner.rate_limited == 12 and runner.limit.lowest == 1  # down to one in flight...
+    assert runner.limit.limit == 8  # ...and back to the maximum once the 429s stopped
     assert sorted(answered) == sorted(f"row-{i}" for i in range(120))
 
 

@@ -92,15 +92,18 @@ def test_caps_must_be_positive(bad: float) -> None:
         AdaptiveLimit(0)
 
 
-async def test_the_window_halves_on_overload_and_grows_back() -> None:
+async def test_the_window_shrinks_on_overload_and_grows_back() -> None:
     limit = AdaptiveLimit(8, cooldown_s=0)
     limit.overloaded()
     limit.overloaded()
-    assert limit.limit == 2 and limit.cuts == 2
+    assert limit.limit == 4.5 and limit.cuts == 2
     for _ in range(40):
         await limit.succeeded()
     assert limit.limit == 8
+    for _ in range(20):
+        limit.overloaded()
+    assert limit.limit == 1  # never below one
     slow = AdaptiveLimit(8, cooldown_s=60)
     slow.overloaded()
     slow.overloaded()  # the same wave of 429s: counted once
-    assert slow.limit == 4
+    assert slow.limit == 6

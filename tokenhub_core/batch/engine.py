@@ -200,9 +200,12 @@ class BatchRunner:
     """Sends rows concurrently and hands each finished row's output line to ``sink``.
 
     One runner per process. It owns the retries (its client should have ``max_retries=0``), so a
-    429 or 529 slows every task down: the governor pauses for the server's Retry-After and the
-    concurrency window halves. A row ends answered or with its final error; a row the budget
-    cannot cover, or that a fatal error (no key, 401, 402) leaves unsent, produces no line.
+    429 or 529 slows every task down: the row waits the server's Retry-After (or a backoff) and
+    the concurrency window shrinks; once the window is down to one request, a Retry-After pauses
+    every sender (cluster-wide with Ray), since slowing down was not enough. Isolated 429s thus
+    cost little throughput, and a real rate limit stops the traffic. A row ends answered or with
+    its final error; a row the budget cannot cover, or that a fatal error (no key, 401, 402)
+    leaves unsent, produces no line.
     """
 
     def __init__(
@@ -298,16 +301,21 @@ class BatchRunner:
                 if isinstance(error, BudgetExceededError):  # a track_cost budget around the run
                     self.stopped = self.stopped or str(error)
                     return None
+                retry_after = getattr(error, "retry_after", None)
                 if _overload(error):
                     self.rate_limited += 1
                     self.limit.overloaded()
-                retry_after = getattr(error, "retry_after", None)
-                if retry_after:
-                    await self.governor.pause(retry_after)
+                    if retry_after and self.limit.limit <= 1:
+                        await self.governor.pause(retry_after)
                 attempt += 1
                 if attempt >= self.max_attempts or not is_retryable(error):
                     return _Outcome(request, error_line(request.custom_id, error), ok=False)
-                await asyncio.sleep(retry_after if retry_after else _backoff(attempt - 1))
+                # Waiting holds no slot: the window counts requests in flight, not rows.
+                await self.limit.release()
+                try:
+                    await asyncio.sleep(retry_after if retry_after else _backoff(attempt - 1))
+                finally:
+                    await self.limit.acquire()
                 continue
             usage = completion.usage
             prompt_tokens = usage.prompt_tokens if usage else 0
@@ -388,7 +396,7 @@ async def arun_batch(
             the catalog default).
         rpm, tpm: caps on requests and tokens (prompt estimate plus ``max_tokens``) per minute.
         budget_usd: spend cap, under `track_cost`'s rule: nothing is sent that could pass it.
-        max_concurrency: the most requests in flight; halved on 429/529, grown back after.
+        max_concurrency: the most requests in flight; cut on 429/529, grown back after.
         max_attempts: attempts per row for retryable failures, honoring Retry-After.
         client: the `TokenHubClient` to use (default: from the environment, ``max_retries=0``).
         progress: called with a `BatchProgress` after each row.
