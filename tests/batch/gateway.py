@@ -91,7 +91,9 @@ class Gateway:
                 Route("/stats", self._stats, methods=["GET"]),
             ]
         )
-        config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app, log_config=None, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True

@@ -84,6 +84,9 @@ def test_ray_gives_the_local_engines_output_under_one_cluster_wide_rpm(tmp_path:
     assert _answers(ray_lines) == _answers(read_lines(tmp_path / "local.jsonl"))
     assert summary.requests == ROWS == len(gateway.arrivals)
     assert summary.cost.by_model == local.cost.by_model  # one tally, across workers
-    # Both workers together stay under the one cap (a second's share, give or take one of jitter).
-    assert gateway.most_in_window(1.0) <= rpm // 60 + 1
-    assert gateway.most_in_window(2.0) <= 2 * rpm // 60 + 1
+    # Both workers together stay under the one cap: with a cap per worker they would send twice
+    # as fast (2 x 8 in flight at 50 ms could do 320 a second). Allowance for the jitter of actor
+    # calls and wake-ups across processes, at this one-second scale (the benchmark measures minutes).
+    arrivals = sorted(gateway.arrivals)
+    assert (len(arrivals) - 1) * 60 / (arrivals[-1] - arrivals[0]) <= rpm * 1.05
+    assert gateway.most_in_window(1.0) <= rpm // 60 * 1.25

@@ -402,11 +402,13 @@ async def arun_batch(
         progress: called with a `BatchProgress` after each row.
     """
     source, target = Path(requests), Path(output)
-    total = sum(1 for _ in read_requests(source))  # validates every line before sending any
     done, dropped = read_results(target)
     if dropped:
         _compact(target, done)
-    skipped = sum(1 for r in read_requests(source) if r.custom_id in done)
+    total = skipped = 0
+    for request in read_requests(source):  # every line is checked before any is sent
+        total += 1
+        skipped += request.custom_id in done
     governor = BatchGovernor(rpm=rpm, tpm=tpm, budget_usd=budget_usd)
     runner = BatchRunner(
         client or TokenHubClient(max_retries=0),
