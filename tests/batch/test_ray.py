@@ -16,9 +16,10 @@ import pytest
 
 from tokenhub_core import TokenHubClient
 from tokenhub_core.batch import arun_batch
+from tokenhub_emulator import TokenHubEmulator
 
 from .gateway import Gateway
-from .helpers import read_lines, write_batch
+from .helpers import openai_row, read_lines, write_batch
 
 ray = pytest.importorskip("ray")
 ray_data = pytest.importorskip("tokenhub_core.batch.ray_data")
@@ -90,3 +91,27 @@ def test_ray_gives_the_local_engines_output_under_one_cluster_wide_rpm(tmp_path:
     arrivals = sorted(gateway.arrivals)
     assert (len(arrivals) - 1) * 60 / (arrivals[-1] - arrivals[0]) <= rpm * 1.05
     assert gateway.most_in_window(1.0) <= rpm // 60 * 1.25
+
+
+@pytest.mark.usefixtures("cluster")
+def test_ray_reads_and_writes_parquet(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [openai_row(i) for i in range(8)]
+    rows[3]["body"]["temperature"] = 0.5  # other rows get temperature=None from Arrow
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
+    with TokenHubEmulator() as emulator:
+        results, summary = ray_data.run_on_ray(
+            ray_data.read_batch(str(tmp_path / "in.parquet")),
+            workers=1,  # one small file is one block: one worker
+            api_key=emulator.api_key,
+            base_url=emulator.base_url,
+        )
+        ray_data.write_results(results, str(tmp_path / "out.parquet"))
+        bodies = [r.body for r in emulator.requests]
+    table = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert sorted(r["custom_id"] for r in table) == [f"row-{i}" for i in range(8)]
+    assert all(r["error"] is None and '"status_code":200' in r["response"] for r in table)
+    assert summary.cost.calls == 8 == summary.rows
+    assert sum(1 for b in bodies if b and "temperature" in b) == 1
