@@ -266,12 +266,10 @@ class BatchRunner:
             prompt = estimate_tokens(request.messages, params.get("tools"))
         except (AttributeError, TypeError):  # malformed messages: the client will say which
             prompt = 0
-        size = prompt + (max_tokens if isinstance(max_tokens, int) else DEFAULT_MAX_TOKENS)
-        worst = (
-            None
-            if info is None or not isinstance(max_tokens, int)
-            else info.cost_usd(prompt, max_tokens)
-        )
+        # A malformed max_tokens is the client's to refuse, with the parameter named.
+        output = max_tokens if isinstance(max_tokens, int) else DEFAULT_MAX_TOKENS
+        size = prompt + output
+        worst = None if info is None else info.cost_usd(prompt, output)
         attempt = 0
         while True:
             if self.stopped:
