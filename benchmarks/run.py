@@ -95,6 +95,17 @@ def _select(only: str | None) -> tuple[Contender, ...]:
     return tuple(c for c in CONTENDERS if c.key in keys)
 
 
+def _kept_batch_section(output: Path) -> str:
+    """The batch section of an existing report (benchmarks/batch.py writes it; kept here)."""
+    if not output.exists():
+        return ""
+    old = output.read_text(encoding="utf-8")
+    begin, end = old.find("<!-- batch:begin -->"), old.find("<!-- batch:end -->")
+    if begin < 0 or end < begin:
+        return ""
+    return "\n" + old[begin : end + len("<!-- batch:end -->")] + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or a profile); returns 1 when a contender failed."""
     args = _parser().parse_args(argv)
@@ -136,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = DEFAULT_OUTPUT
         text += "\n" + DECISION.read_text(encoding="utf-8")
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        output.write_text(text + _kept_batch_section(output), encoding="utf-8")
         print(f"written to {output}", file=sys.stderr)
     failed = [row.contender.key for row in rows if row.error is not None]
     failed += [str(row["key"]) for row in load_rows if "failed" in row]

@@ -1,4 +1,4 @@
-"""The ``tokenhub`` command: ``models``, ``chat`` and ``emulator``.
+"""The ``tokenhub`` command: ``models``, ``chat``, ``batch`` and ``emulator``.
 
 argparse only; no runtime dependency beyond the core's. Failures print one line and exit non-zero.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from tokenhub_core.catalog import DEFAULT_MODEL, MODELS, cost_usd
 from tokenhub_core.client import TokenHubClient
@@ -37,12 +37,80 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float, default=None, help="0.0 to 1.0")
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
 
+    _add_batch_parser(commands)
+
     # Its options belong to tokenhub_emulator (`python -m tokenhub_emulator --help`): main()
     # hands everything after "emulator" over before parsing.
     commands.add_parser(
         "emulator", help="serve the local TokenHub emulator (see: tokenhub emulator --help)"
     )
     return parser
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
+    return parse
+
+
+def _add_batch_parser(commands: Any) -> None:
+    batch = commands.add_parser(
+        "batch",
+        help="run a JSONL batch (OpenAI Batch format): resumable, rate-capped, within a budget",
+        description="Send every row of a JSONL file and append one result line per row to the "
+        "output. Rerunning with the same output resumes: answered rows are skipped.",
+    )
+    batch.add_argument("requests", help="input JSONL: OpenAI Batch requests or plain rows")
+    batch.add_argument("-o", "--output", required=True, help="output JSONL (appended, resumable)")
+    batch.add_argument("--model", help="send every row to this model instead of the row's own")
+    batch.add_argument("--rpm", type=_positive(float), help="cap on requests per minute")
+    batch.add_argument("--tpm", type=_positive(float), help="cap on tokens per minute")
+    batch.add_argument("--budget-usd", type=_positive(float), help="stop before spending more")
+    batch.add_argument(
+        "--max-concurrency", type=_positive(int), default=64, help="requests in flight (64)"
+    )
+    batch.add_argument(
+        "--max-attempts", type=_positive(int), default=6, help="attempts per row (6)"
+    )
+    batch.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from tokenhub_core.batch import BatchInputError, run_batch
+    from tokenhub_core.batch.progress import ProgressPrinter
+
+    printer = None if args.quiet else ProgressPrinter(err)
+    try:
+        summary = run_batch(
+            args.requests,
+            args.output,
+            model=args.model,
+            rpm=args.rpm,
+            tpm=args.tpm,
+            budget_usd=args.budget_usd,
+            max_concurrency=args.max_concurrency,
+            max_attempts=args.max_attempts,
+            progress=printer,
+        )
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise _Usage(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except BatchInputError as exc:
+        raise _Usage(str(exc)) from None
+    if printer is not None:
+        printer.finish()
+    out.write(f"{summary}\n")
+    if summary.stopped and not summary.stopped_by_budget:
+        err.write(f"tokenhub: error: {summary.stopped}\n")
+        return 1
+    if summary.not_sent:
+        out.write(f"{summary.not_sent} rows left: rerun the same command to continue\n")
+        return 3
+    return 0
 
 
 def _models_table() -> str:
@@ -135,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "chat":
             return _chat(args, sys.stdout, sys.stderr)
+        if args.command == "batch":
+            return _batch(args, sys.stdout, sys.stderr)
         return 0  # "emulator" was handled above
     except (TokenHubError, _Usage) as exc:
         print(f"tokenhub: error: {exc}", file=sys.stderr)

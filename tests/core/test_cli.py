@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from tokenhub_core import MODELS
+from tokenhub_core.batch import BatchProgress
+from tokenhub_core.batch.progress import ProgressPrinter
 from tokenhub_core.cli import main
 from tokenhub_emulator import TokenHubEmulator
 
@@ -96,3 +102,95 @@ def test_emulator_subcommand_serves_and_announces_itself() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
+
+
+# tokenhub batch
+
+
+def _batch_file(path: Path, rows: int) -> Path:
+    lines = [
+        {
+            "custom_id": f"t{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"messages": [{"role": "user", "content": f"ticket {i}"}], "max_tokens": 16},
+        }
+        for i in range(rows)
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_batch_answers_every_row_and_prints_a_summary(
+    tokenhub_emulator: TokenHubEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, output = _batch_file(tmp_path / "in.jsonl", 12), tmp_path / "out.jsonl"
+    argv = ["batch", str(source), "-o", str(output), "--model", "claude-haiku-4-5", "--rpm", "6000"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(line["custom_id"] for line in lines) == sorted(f"t{i}" for i in range(12))
+    assert {r.body["model"] for r in tokenhub_emulator.requests if r.body} == {"claude-haiku-4-5"}
+    assert "12 answered, 0 failed, 0 skipped" in captured.out
+    assert f"${tokenhub_emulator.ledger().total_usd:.6f}" in captured.out
+    progress = captured.err.splitlines()  # not a terminal: plain lines, the last one final
+    assert progress and progress[-1].startswith("batch: 12/12 rows (100%), 0 failed")
+    assert "\r" not in captured.err
+    assert main(argv) == 0  # again: everything is skipped, nothing is sent
+    assert "0 answered, 0 failed, 12 skipped" in capsys.readouterr().out
+    assert tokenhub_emulator.ledger().calls == 12
+
+
+def test_batch_stopped_by_the_budget_says_to_rerun(
+    tokenhub_emulator: TokenHubEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _batch_file(tmp_path / "in.jsonl", 30)
+    argv = ["batch", str(source), "-o", str(tmp_path / "out.jsonl"), "--quiet"]
+    assert main([*argv, "--budget-usd", "0.0008", "--model", "claude-haiku-4-5"]) == 3
+    captured = capsys.readouterr()
+    assert "stopped early: the budget is spent" in captured.out
+    assert "rows left: rerun the same command to continue" in captured.out
+    assert captured.err == ""
+    assert 0 < tokenhub_emulator.ledger().total_usd <= Decimal("0.0008")
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "message"),
+    [
+        ('{"custom_id": "a", "messages": []}\n', 1, "in.jsonl:1: invalid messages=[]"),
+        ("{oops\n", 1, "in.jsonl:1: invalid line="),
+        (None, 1, "cannot read"),
+    ],
+)
+def test_batch_input_problems_are_one_line_before_anything_is_sent(
+    content: str | None,
+    code: int,
+    message: str,
+    tokenhub_emulator: TokenHubEmulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = tmp_path / "in.jsonl"
+    if content is not None:
+        source.write_text(content)
+    assert main(["batch", str(source), "-o", str(tmp_path / "out.jsonl")]) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("tokenhub: error:") and message in err
+    assert tokenhub_emulator.requests == []
+
+
+def test_batch_caps_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["batch", "in.jsonl", "-o", "out.jsonl", "--rpm", "0"])
+    assert exited.value.code == 2
+    assert "argument --rpm: must be > 0, got 0" in capsys.readouterr().err
+
+
+def test_batch_progress_is_a_bar_on_a_terminal() -> None:
+    screen = io.StringIO()
+    printer = ProgressPrinter(screen, tty=True, every_s=0)
+    printer(BatchProgress(total=200, succeeded=50, skipped=50, cost_usd=0.0125, elapsed_s=10))
+    printer.finish()
+    first, second = screen.getvalue().split("\r")[1:]
+    assert first.startswith("[############............] 100/200 rows (50%), 0 failed, 5.0 rows/s")
+    assert "ETA 20s, $0.012500" in first and second.endswith("\n")

@@ -25,7 +25,13 @@ from tests.e2e.offline import offline_env
 from tokenhub_core import MODELS
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-NAMES = ["01_langchain_quickstart", "02_llamaindex_rag", "03_agents", "04_models_and_cost"]
+NAMES = [
+    "01_langchain_quickstart",
+    "02_llamaindex_rag",
+    "03_agents",
+    "04_models_and_cost",
+    "05_batch",
+]
 KERNEL = "tokenhub-test-python"
 CELL_TIMEOUT_S = 60
 EMULATOR_BANNER = "No TOKENHUB_API_KEY: using the local TokenHub emulator."
@@ -183,11 +189,35 @@ def _models_and_cost(nb: NotebookNode) -> None:
     assert "<p>budget: $0.005 </p>" in html
 
 
+def _batch(nb: NotebookNode) -> None:
+    run = _stdout(_cell(nb, "summary = await arun_batch("))
+    assert run.startswith("300 answered, 0 failed, 0 skipped (already in the output), 0 not sent")
+    assert "anthropic/claude-haiku-4-5: 300 calls" in run
+    answers = _stdout(_cell(nb, "answers = {}"))
+    assert answers.startswith("300 answers\nticket-0: '[emulator] You said: Ticket 0:")
+    [tally] = _data(_cell(nb, "summary.cost"), "text/html")
+    _check_meter(tally, {"anthropic/claude-haiku-4-5": 300})
+    assert len(_data(_cell(nb, "plt.subplots("), "image/png")) == 1
+    assert _stdout(_cell(nb, "again = await arun_batch(")) == "300 skipped, 0 sent\n"
+    partial = _stdout(_cell(nb, "budget_usd=0.005"))
+    assert "stopped early: the budget is spent" in partial
+    spent = re.search(r"spent \$(\d+\.\d+) of \$0\.005; (\d+) rows saved", partial)
+    assert spent is not None and 0 < float(spent[1]) <= 0.005
+    assert f"{spent[2]} answered, 0 failed" in partial and int(spent[2]) < 300
+    [langchain] = _data(_cell(nb, "abatch("), "text/html")
+    _check_meter(langchain, {"anthropic/claude-haiku-4-5": 20})
+    assert _stdout(_cell(nb, "abatch(")).startswith("20 replies; [emulator]")
+    [llamaindex] = _data(_cell(nb, "IngestionPipeline("), "text/html")
+    _check_meter(llamaindex, {"anthropic/claude-haiku-4-5": 20})
+    assert _stdout(_cell(nb, "IngestionPipeline(")).startswith("20 nodes; [emulator]")
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
     "01_langchain_quickstart": _quickstart,
     "02_llamaindex_rag": _rag,
     "03_agents": _agents,
     "04_models_and_cost": _models_and_cost,
+    "05_batch": _batch,
 }
 
 

@@ -41,6 +41,10 @@ EXPECTED = {
     "track_cost(budget_usd=": ["budget of $0.005 would be exceeded", "anthropic/claude-haiku-4-5"],
     "top_p=0.9,": ["invalid top_p=0.9: set temperature or top_p, not both (temperature=0.5)"],
     "with TokenHubEmulator() as emu:": ["[emulator] You said: Hello!", "Paris.", "[200, 429, 200]"],
+    "summary = run_batch(": [
+        "2 answered, 0 failed, 0 skipped",
+        "anthropic/claude-haiku-4-5: 2 calls",
+    ],
 }
 
 
@@ -113,7 +117,7 @@ def test_the_two_commands_come_first() -> None:
 def test_install_lines_name_real_extras() -> None:
     extras = set(metadata("tokenhub-integrations").get_all("Provides-Extra") or [])
     named = set(re.findall(r'pip install "tokenhub-integrations\[([\w-]+)\]"', README))
-    assert named == {"langchain", "llama-index", "emulator", "all"}
+    assert named == {"langchain", "llama-index", "emulator", "all", "ray"}
     assert named <= extras
 
 
