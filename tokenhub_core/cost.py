@@ -112,6 +112,15 @@ class CostMeter:
         self._output_tokens = 0
         self._by_model: dict[str, ModelSpend] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def total(self) -> Decimal:
         """Exact USD spent."""

@@ -80,11 +80,11 @@ def test_tallies_summaries_and_governors_pickle() -> None:
     assert 0 < back.admit(10, Decimal("0.1")).delay <= 1.01  # the pacing state came along
 
 
-@pytest.mark.xfail(
-    reason="CostMeter holds a threading.Lock: cost.py needs __getstate__/__setstate__ "
-    "(asked of the lead); the batch runner ships CostTally instead",
-    raises=TypeError,
-)
-def test_a_cost_meter_pickles() -> None:
+def test_a_cost_meter_pickles_with_its_figures() -> None:
     meter = CostMeter(budget_usd=1.0)
-    assert _round_trip(meter).budget_usd == 1.0
+    meter._settle(None, "anthropic/claude-haiku-4-5", 100, 10, Decimal("0.00015"), False)
+    copy = _round_trip(meter)
+    assert (copy.budget_usd, copy.calls, copy.total) == (1.0, 1, Decimal("0.00015"))
+    assert copy.by_model["anthropic/claude-haiku-4-5"].calls == 1
+    copy._settle(None, "anthropic/claude-haiku-4-5", 1, 1, Decimal("0.000006"), True)
+    assert copy.estimated_calls == 1  # its lock works
