@@ -4,7 +4,14 @@ Imports no framework and not the emulator.
 """
 
 from tokenhub_core._version import __version__
-from tokenhub_core.catalog import DEFAULT_MODEL, MODELS, ModelInfo, cost_usd, resolve_model
+from tokenhub_core.catalog import (
+    DEFAULT_MODEL,
+    MODELS,
+    ModelInfo,
+    cost_usd,
+    price_call,
+    resolve_model,
+)
 from tokenhub_core.client import DEFAULT_BASE_URL, AsyncChatStream, ChatStream, TokenHubClient
 from tokenhub_core.cost import CostMeter, track_cost
 from tokenhub_core.errors import (
@@ -15,6 +22,7 @@ from tokenhub_core.errors import (
     AuthenticationError,
     BadRequestError,
     BudgetExceededError,
+    IncompleteToolCallError,
     InternalServerError,
     InvalidParameterError,
     MissingAPIKeyError,
@@ -24,6 +32,7 @@ from tokenhub_core.errors import (
     RateLimitError,
     StreamInterruptedError,
     TokenHubError,
+    UnknownParameterError,
 )
 from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, Usage
 
@@ -43,6 +52,7 @@ __all__ = [
     "ChatCompletionChunk",
     "ChatStream",
     "CostMeter",
+    "IncompleteToolCallError",
     "InternalServerError",
     "InvalidParameterError",
     "MissingAPIKeyError",
@@ -54,9 +64,11 @@ __all__ = [
     "StreamInterruptedError",
     "TokenHubClient",
     "TokenHubError",
+    "UnknownParameterError",
     "Usage",
     "__version__",
     "cost_usd",
+    "price_call",
     "resolve_model",
     "track_cost",
 ]
