@@ -66,7 +66,9 @@ from tokenhub_core.params import (
     check_max_retries,
     check_no_secrets,
     check_sampling_params,
+    normalize_protocol,
     normalize_stop,
+    normalize_thinking,
     normalize_timeout,
 )
 
@@ -94,26 +96,12 @@ _CALL_OPTIONS = frozenset(
 )
 Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
 Thinking = int | str | dict[str, Any] | None
-PROTOCOLS = ("chat/completions", "messages")
-_PROTOCOL_SPELLINGS = {
-    "chat/completions": "chat/completions",
-    "chat_completions": "chat/completions",
-    "messages": "messages",
-}
-
-
-def _protocol(value: Any) -> str:
-    protocol = _PROTOCOL_SPELLINGS.get(value) if isinstance(value, str) else None
-    if protocol is None:
-        raise InvalidParameterError("protocol", value, '"chat/completions" or "messages"')
-    return protocol
 
 
 def _thinking_on(thinking: Thinking) -> bool:
     """Whether a thinking setting turns thinking on (Claude then refuses a forced tool)."""
-    if isinstance(thinking, dict):
-        return thinking.get("type") not in (None, "disabled")
-    return thinking is not None
+    normalized = normalize_thinking(thinking)
+    return normalized is not None and normalized["type"] != "disabled"
 
 
 def _take_alias(values: dict[str, Any], alias: str, name: str, where: str) -> None:
@@ -252,7 +240,13 @@ class TokenHub(FunctionCallingLLM):
     @field_validator("protocol", mode="before")
     @classmethod
     def _check_protocol(cls, protocol: Any) -> str:
-        return _protocol(protocol)
+        return normalize_protocol(protocol)
+
+    @field_validator("thinking", mode="before")
+    @classmethod
+    def _check_thinking(cls, thinking: Any) -> Thinking:
+        normalize_thinking(thinking)  # its shape now; the rules that need the call, then
+        return cast("Thinking", thinking)
 
     @field_validator("base_url")
     @classmethod
@@ -299,12 +293,7 @@ class TokenHub(FunctionCallingLLM):
     @property
     def thinking_dict(self) -> dict[str, Any] | None:
         """The thinking setting as Claude's dict (llama-index Anthropic's name for it)."""
-        thinking = self.thinking
-        if thinking is None or isinstance(thinking, dict):
-            return thinking
-        if isinstance(thinking, str):
-            return {"type": thinking}
-        return {"type": "enabled", "budget_tokens": thinking}
+        return normalize_thinking(self.thinking)
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -366,7 +355,7 @@ class TokenHub(FunctionCallingLLM):
             messages, cache_idx=self.cache_idx if cache_idx is None else cache_idx
         )
         protocol = kwargs.get("protocol")
-        client = self._get_client(None if protocol is None else _protocol(protocol))
+        client = self._get_client(None if protocol is None else normalize_protocol(protocol))
         request = {
             "model": kwargs.get("model") or self.model,
             "messages": wire_messages,

@@ -55,7 +55,12 @@ from llama_index.core.base.llms.types import (
 )
 
 from tokenhub_core.errors import InvalidParameterError
-from tokenhub_core.params import SUPPORTED_IMAGE_TYPES, check_image_url, normalize_tool_call_id
+from tokenhub_core.params import (
+    SUPPORTED_IMAGE_TYPES,
+    check_cache_control,
+    check_image_url,
+    normalize_tool_call_id,
+)
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -223,7 +228,8 @@ def _convert(message: ChatMessage, index: int) -> tuple[dict[str, Any], dict[str
         wire["cache_control"] = message_cache
     requested = message.additional_kwargs.get("cache_control")
     if requested:
-        mark_cache(wire, _checked_cache_control(requested, f"{where}.additional_kwargs"))
+        check_cache_control(requested, f"{where}.additional_kwargs['cache_control']")
+        mark_cache(wire, dict(requested))
     return wire, leading
 
 
@@ -233,14 +239,6 @@ def cache_control_of(block: CachePoint) -> dict[str, Any]:
     if block.cache_control.ttl != _DEFAULT_CACHE_TTL:
         control["ttl"] = block.cache_control.ttl
     return control
-
-
-def _checked_cache_control(value: Any, where: str) -> dict[str, Any]:
-    if isinstance(value, Mapping) and value.get("type") == "ephemeral":
-        return dict(value)
-    raise InvalidParameterError(
-        f"{where}['cache_control']", value, '{"type": "ephemeral"} with an optional "ttl"'
-    )
 
 
 def mark_cache(wire: dict[str, Any], control: dict[str, Any]) -> None:

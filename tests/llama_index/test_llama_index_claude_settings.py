@@ -42,8 +42,14 @@ def test_protocol_spellings(given: str, protocol: str) -> None:
 
 
 def test_an_unknown_protocol_is_refused_naming_the_choices() -> None:
-    with pytest.raises(ValueError, match=r'protocol.*"chat/completions" or "messages"'):
+    with pytest.raises(ValueError, match=r'protocol.*"chat/completions".*"messages"'):
         TokenHub(protocol="anthropic")
+
+
+@pytest.mark.parametrize("thinking", [500, "enabled", {"type": "on"}, 2.5])
+def test_a_malformed_thinking_setting_is_refused_when_built(thinking: Any) -> None:
+    with pytest.raises(ValueError, match="thinking"):
+        TokenHub(protocol="messages", thinking=thinking, max_tokens=4096)
 
 
 @pytest.mark.parametrize(

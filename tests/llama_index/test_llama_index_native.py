@@ -146,12 +146,16 @@ def test_claudes_thinking_rules_fail_before_sending(
     param: str,
     tokenhub_emulator: TokenHubEmulator,
 ) -> None:
-    llm = TokenHub(protocol="messages", **settings)
     kwargs: dict[str, Any] = dict(call)
     if "tool_choice" in call:
         kwargs["tools"] = [ADD.metadata.to_openai_tool()]
-    with pytest.raises(InvalidParameterError, match=param):
-        llm.chat(_user("hi"), **kwargs)
+
+    def chat() -> None:
+        TokenHub(protocol="messages", **settings).chat(_user("hi"), **kwargs)
+
+    # A setting wrong in itself fails when the LLM is built, the others when it is called.
+    with pytest.raises(ValueError, match=param):
+        chat()
     assert tokenhub_emulator.requests == []
 
 
