@@ -367,9 +367,10 @@ class AsyncChatStream(_StreamBase):
         while True:
             try:
                 return await self._read_next()
-            except APIStatusError as exc:  # an error event in a 200 stream
+            except APIStatusError as exc:
                 reader = self._state.reader
-                assert reader is not None
+                if self._response is None or reader is None:
+                    raise  # an error status, already past the lifecycle's retries
                 delay = _retry_delay(self._life, reader, exc)
                 response, self._response, self._bytes = self._response, None, None
                 if response is not None:

@@ -767,14 +767,11 @@ def build_body(
     n = body.get("n")
     if n is not None and n != 1:
         raise InvalidParameterError("n", n, "1 (Claude returns one choice)")
-    # top_k and thinking as parameters are Claude's own; given in extra_body on
-    # chat/completions they are the caller's deliberate extras and go as they are.
+    # top_k is Claude's own; chat/completions gateways that know it honor it, so it goes on both.
+    # thinking given in extra_body on chat/completions is the caller's deliberate extra.
     top_k = body.get("top_k")
-    if top_k is not None and (protocol == MESSAGES or "top_k" in params):
-        if protocol != MESSAGES:
-            raise InvalidParameterError("top_k", top_k, 'unset: top_k needs protocol="messages"')
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise InvalidParameterError("top_k", top_k, "a positive integer")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise InvalidParameterError("top_k", top_k, "a positive integer")
     thinking = None
     if protocol == MESSAGES or params.get("thinking") is not None:
         thinking = normalize_thinking(body.pop("thinking", None))

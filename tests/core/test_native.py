@@ -229,11 +229,11 @@ def test_thinking_cannot_be_forced_to_a_tool() -> None:
     }
 
 
-def test_thinking_and_top_k_need_the_messages_protocol() -> None:
+def test_thinking_needs_the_messages_protocol() -> None:
     with pytest.raises(InvalidParameterError, match='protocol="messages"'):
         build_body(SONNET, USER, stream=False, thinking=2048, max_tokens=4096)
-    with pytest.raises(InvalidParameterError, match='protocol="messages"'):
-        build_body(SONNET, USER, stream=False, top_k=3)
+    with pytest.raises(InvalidParameterError, match="positive integer"):
+        build_body(SONNET, USER, stream=False, top_k=0)
 
 
 # Replies and usage
