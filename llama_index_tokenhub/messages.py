@@ -155,7 +155,7 @@ def _convert(message: ChatMessage, index: int) -> tuple[dict[str, Any], dict[str
                 text_only = False
             elif last == "call":
                 message_cache = control
-            elif not parts and not tool_calls:
+            else:
                 leading = control
             continue
         if isinstance(block, TextBlock):
