@@ -326,3 +326,23 @@ async def test_an_error_event_mid_stream_is_typed(tokenhub_emulator: TokenHubEmu
         await drain()
     assert seen, "text arrived before the error"
     assert "api_error" in str(info.value) or getattr(info.value, "status_code", None) == 500
+
+
+async def test_structured_output_with_thinking_on(tokenhub_emulator: TokenHubEmulator) -> None:
+    from llama_index.core.prompts import PromptTemplate
+    from pydantic import BaseModel
+
+    class Album(BaseModel):
+        """A music album."""
+
+        title: str
+        year: int
+
+    llm = TokenHub(protocol="messages", thinking=2048, max_tokens=4096)
+    prompt = PromptTemplate("Describe an album by {artist}.")
+    album = await llm.astructured_predict(Album, prompt, artist="Joni Mitchell")
+    assert isinstance(album, Album)
+    [body] = bodies(tokenhub_emulator)
+    # The tool the program would force is asked for with auto: Claude refuses forcing it.
+    assert body["tool_choice"]["type"] == "auto"
+    assert body["thinking"]["type"] == "enabled"

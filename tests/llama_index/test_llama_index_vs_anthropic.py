@@ -161,3 +161,24 @@ def test_pdf(pair: Any) -> None:
         role="user", blocks=[DocumentBlock(data=PDF), TextBlock(text="What is in this PDF?")]
     )
     assert ours.chat([message]).message.content == anthropic.chat([message]).message.content
+
+
+@pytest.mark.parametrize("thinking", [None, {"type": "adaptive"}])
+async def test_function_agent(pair: Any, thinking: Any) -> None:
+    from llama_index.core.agent.workflow import FunctionAgent, ToolCallResult
+
+    anthropic, ours = pair(max_tokens=4096, thinking=thinking)
+    results = []
+    for llm in (anthropic, ours):
+        agent = FunctionAgent(tools=[ADD], llm=llm)
+        handler = agent.run(user_msg="Please add 5 and 6")
+        events = [e async for e in handler.stream_events()]
+        result = await handler
+        calls = [
+            (e.tool_name, e.tool_kwargs, str(e.tool_output))
+            for e in events
+            if isinstance(e, ToolCallResult)
+        ]
+        results.append((str(result.response.content), calls))
+    assert results[1] == results[0]
+    assert results[1][1] == [("add", {"a": 5, "b": 6}, "11")]
