@@ -54,6 +54,7 @@ from tokenhub_emulator.state import (
     LedgerEntry,
     RecordedRequest,
     redact_authorization,
+    redact_key,
 )
 
 __all__ = ["DroppedConnectionFilter", "create_app"]
@@ -247,6 +248,8 @@ class _Endpoints:
             name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
             if name == "authorization":
                 value = redact_authorization(value)
+            elif name == "x-api-key":
+                value = redact_key(value)
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         recorded = RecordedRequest(
             method=request.method,

@@ -15,9 +15,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TTL_SECONDS", "CacheUsage", "Piece", "PromptCache", "minimum_cacheable_tokens"]
+__all__ = [
+    "LOOKBACK",
+    "TTL_SECONDS",
+    "CacheUsage",
+    "Piece",
+    "PromptCache",
+    "minimum_cacheable_tokens",
+]
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+LOOKBACK = 20  # how many pieces before a breakpoint Claude checks for an earlier cached prefix
 # Anthropic's published minimums (platform.claude.com prompt-caching docs, read 2026-11);
 # Opus 4.7's from secondary sources; any other model: 1024.
 _MINIMUMS = {
@@ -96,35 +104,47 @@ class PromptCache:
         self._entries.clear()
 
     def use(self, scope: str, pieces: Sequence[Piece], minimum: int) -> CacheUsage:
-        """Read and write the prefixes of ``pieces`` for ``scope`` (API key and model)."""
-        total = sum(p.tokens for p in pieces)
+        """Read and write the prefixes of ``pieces`` for ``scope`` (API key and model).
+
+        Each breakpoint also finds a prefix cached at any of the ``LOOKBACK`` pieces before
+        it, as Claude does, so a conversation that moves its breakpoint to the newest message
+        reads what the previous turn wrote.
+        """
         running = hashlib.sha256(scope.encode())
-        marks: list[tuple[bytes, int, str]] = []  # (digest, prefix tokens, ttl)
+        digests: list[bytes] = []
+        ends: list[int] = []  # the prompt tokens up to and including each piece
         tokens = 0
         for piece in pieces:
             running.update(len(piece.key).to_bytes(8, "big"))
             running.update(piece.key)
+            digests.append(running.copy().digest())
             tokens += piece.tokens
-            if piece.ttl is not None and tokens >= minimum:
-                marks.append((running.copy().digest(), tokens, piece.ttl))
+            ends.append(tokens)
+        marks = [i for i, p in enumerate(pieces) if p.ttl is not None and ends[i] >= minimum]
         if not marks:
-            return CacheUsage(total)
+            return CacheUsage(tokens)
         now = self._clock()
         self._prune(now)
         hit = -1
-        for k in range(len(marks) - 1, -1, -1):
-            entry = self._entries.get(marks[k][0])
-            if entry is not None:
-                entry.expires_at = now + TTL_SECONDS[entry.ttl]  # a read refreshes the TTL
-                hit = k
+        for mark in reversed(marks):
+            for j in range(mark, max(-1, mark - LOOKBACK), -1):
+                entry = self._entries.get(digests[j])
+                if entry is not None:
+                    entry.expires_at = now + TTL_SECONDS[entry.ttl]  # a read refreshes the TTL
+                    hit = j
+                    break
+            if hit >= 0:
                 break
-        covered = read = marks[hit][1] if hit >= 0 else 0
+        covered = read = ends[hit] if hit >= 0 else 0
         written = {"5m": 0, "1h": 0}
-        for digest, prefix, ttl in marks[hit + 1 :]:
-            written[ttl] += prefix - covered
-            covered = prefix
-            self._entries[digest] = _Entry(now + TTL_SECONDS[ttl], ttl)
-        return CacheUsage(total - covered, read, written["5m"], written["1h"])
+        for mark in marks:
+            if mark <= hit:
+                continue
+            ttl = pieces[mark].ttl or "5m"
+            written[ttl] += ends[mark] - covered
+            covered = ends[mark]
+            self._entries[digests[mark]] = _Entry(now + TTL_SECONDS[ttl], ttl)
+        return CacheUsage(tokens - covered, read, written["5m"], written["1h"])
 
     def _prune(self, now: float) -> None:
         expired = [d for d, e in self._entries.items() if e.expires_at <= now]

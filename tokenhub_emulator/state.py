@@ -41,6 +41,7 @@ __all__ = [
     "ScriptedReply",
     "native_error_type",
     "redact_authorization",
+    "redact_key",
 ]
 
 FaultKind = Literal["status", "truncate", "drop", "sse_error"]
@@ -110,8 +111,9 @@ def redact_authorization(value: str) -> str:
     return "***"
 
 
-def _redact_key(key: str) -> str:
-    return "th-***" if key.startswith("th-") else "***"
+def redact_key(key: str) -> str:
+    """``th-abc`` -> ``th-***``; anything else -> ``***``."""
+    return "th-***" if key.strip().startswith("th-") else "***"
 
 
 @dataclass
@@ -177,7 +179,7 @@ class LedgerEntry:
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out["api_key"] = _redact_key(self.api_key)
+        out["api_key"] = redact_key(self.api_key)
         out["cost_usd"] = str(self.cost_usd)
         return out
 
@@ -536,6 +538,7 @@ class EmulatorState:
             self._limiter.clear()
             self._chaos.reseed(self._initial.seed)
             self._cache.clear()
+            self._clock_offset = 0.0
 
     # -- used by the server -------------------------------------------------------------------
 
