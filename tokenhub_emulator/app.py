@@ -1,4 +1,5 @@
-"""The emulator's Starlette app: TokenHub's endpoint, checks, answers and injected faults."""
+"""The emulator's Starlette app: TokenHub's endpoints (chat completions and Claude's native
+Messages API), their checks, answers and injected faults."""
 
 from __future__ import annotations
 

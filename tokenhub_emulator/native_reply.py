@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 from tokenhub_emulator.caching import CacheUsage
@@ -221,10 +222,13 @@ def _event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {_COMPACT.encode(data)}\n\n"
 
 
-def _delta(index: int, delta: dict[str, Any]) -> str:
-    return _event(
-        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+def _deltas(index: int, kind: str, field: str, pieces: Sequence[str]) -> list[str]:
+    """``content_block_delta`` events, spliced: only each piece's text is escaped."""
+    head = (
+        'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+        f'{index},"delta":{{"type":"{kind}","{field}":'
     )
+    return [f"{head}{encode_basestring(piece)}}}}}\n\n" for piece in pieces]
 
 
 def message_events(reply: NativeReply) -> list[str]:
@@ -262,26 +266,18 @@ def message_events(reply: NativeReply) -> list[str]:
         if index == 0:
             events.append(_event("ping", {"type": "ping"}))
         if kind == "text":
-            events.extend(
-                _delta(index, {"type": "text_delta", "text": piece})
-                for piece in token_pieces(str(block["text"]))
-            )
+            events += _deltas(index, "text_delta", "text", token_pieces(str(block["text"])))
         elif kind == "thinking":
-            events.extend(
-                _delta(index, {"type": "thinking_delta", "thinking": piece})
-                for piece in token_pieces(str(block.get("thinking", "")))
-            )
-            signature = str(block.get("signature", ""))
-            events.append(_delta(index, {"type": "signature_delta", "signature": signature}))
+            thought = token_pieces(str(block.get("thinking", "")))
+            events += _deltas(index, "thinking_delta", "thinking", thought)
+            signature = [str(block.get("signature", ""))]
+            events += _deltas(index, "signature_delta", "signature", signature)
         elif kind == "tool_use":
             value = block.get("input")
             arguments = value if isinstance(value, str) else _COMPACT.encode(value)
             step = _ARGUMENT_PIECE_CHARS
             fragments = [""] + [arguments[i : i + step] for i in range(0, len(arguments), step)]
-            events.extend(
-                _delta(index, {"type": "input_json_delta", "partial_json": fragment})
-                for fragment in fragments
-            )
+            events += _deltas(index, "input_json_delta", "partial_json", fragments)
         events.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
     final_usage = {k: v for k, v in usage.items() if k not in ("cache_creation", "service_tier")}
     events.append(
