@@ -149,8 +149,19 @@ def _tokens(chars: int) -> int:
     return (chars + 3) // 4
 
 
+def _without_cache_control(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_cache_control(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_without_cache_control(v) for v in value]
+    return value
+
+
 def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    """The bytes a piece is hashed by: where its breakpoints sit does not change them."""
+    return json.dumps(
+        _without_cache_control(value), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    ).encode()
 
 
 def _is_int(value: Any) -> bool:
@@ -344,7 +355,7 @@ def _check_tools(tools: Any, marks: _Breakpoints) -> tuple[tuple[ToolSpec, ...],
             raise _bad(f"{at}.description: Input should be a valid string")
         specs.append(ToolSpec(name, description, schema))
         chars = len(name) + len(description) + len(json.dumps(schema))
-        key = _canonical({k: v for k, v in tool.items() if k != "cache_control"})
+        key = _canonical(tool)
         pieces.append(Piece(key, 8 + _tokens(chars), marks.ttl(tool, at)))
     return tuple(specs), pieces
 
@@ -403,7 +414,7 @@ def _check_system(system: Any, marks: _Breakpoints) -> tuple[str, list[Piece]]:
         if not text:
             raise _bad("system: text content blocks must be non-empty")
         texts.append(text)
-        key = _canonical(["system", {k: v for k, v in block.items() if k != "cache_control"}])
+        key = _canonical(["system", block])
         pieces.append(Piece(key, _tokens(len(text)), marks.ttl(block, at)))
     return "\n".join(texts), pieces
 
@@ -506,10 +517,18 @@ class _Conversation:
         self.documents: tuple[DocumentRef, ...] = ()
         self.pending: list[str] = []  # tool_use ids the next user turn must answer
 
-    def piece(self, role: str, block: dict[str, Any], tokens: int, where: str, first: bool) -> None:
-        key = _canonical([role, {k: v for k, v in block.items() if k != "cache_control"}])
-        ttl = self.marks.ttl(block, where)
-        self.pieces.append(Piece(key, tokens + (4 if first else 0), ttl))
+    def piece(
+        self,
+        role: str,
+        block: dict[str, Any],
+        tokens: int,
+        where: str,
+        first: bool,
+        inner_ttl: str | None = None,
+    ) -> None:
+        """Add a message block as a cache piece (``inner_ttl``: a mark inside a tool result)."""
+        ttl = self.marks.ttl(block, where) or inner_ttl
+        self.pieces.append(Piece(_canonical([role, block]), tokens + (4 if first else 0), ttl))
 
 
 def _check_messages(
@@ -547,6 +566,9 @@ def _check_messages(
         content = message.get("content")
         if "content" not in message:
             raise _bad(f"{where}.content: Field required")
+        extra = sorted(set(message) - {"role", "content"})
+        if extra:
+            raise _bad(f"{where}.{extra[0]}: Extra inputs are not permitted")
         if isinstance(content, str):
             content = [{"type": "text", "text": content}]
         elif not isinstance(content, list):
@@ -668,8 +690,9 @@ def _document_tokens(doc: DocumentRef) -> int:
 
 def _tool_result(
     walk: _Conversation, block: dict[str, Any], at: str
-) -> tuple[str, list[dict[str, Any]], int]:
-    """A tool_result block's id, its content as chat-completions parts, and its tokens."""
+) -> tuple[str, list[dict[str, Any]], int, str | None]:
+    """A tool_result block's id, its content as chat-completions parts, its tokens, and the
+    TTL of a cache breakpoint inside its content."""
     call_id = block.get("tool_use_id")
     if not isinstance(call_id, str):
         raise _bad(f"{at}.tool_use_id: Field required")
@@ -687,9 +710,12 @@ def _tool_result(
         raise _bad(f"{at}.content: Input should be a valid string or list of blocks")
     parts: list[dict[str, Any]] = []
     tokens = 0
+    inner_ttl = None
     for k, inner in enumerate(content):
         where = f"{at}.content.{k}"
         kind = inner.get("type") if isinstance(inner, dict) else None
+        if isinstance(inner, dict):
+            inner_ttl = walk.marks.ttl(inner, where) or inner_ttl
         if kind == "text" and isinstance(inner, dict):
             text = _text_block(inner, where)
             parts.append({"type": "text", "text": text})
@@ -705,7 +731,7 @@ def _tool_result(
             raise _bad(f"{where}.type: Input should be 'text', 'image' or 'document'")
     if block.get("is_error"):
         parts.insert(0, {"type": "text", "text": "[error]"})
-    return call_id, parts, tokens
+    return call_id, parts, tokens, inner_ttl
 
 
 def _user_turn(walk: _Conversation, content: list[Any], index: int) -> None:
@@ -719,6 +745,7 @@ def _user_turn(walk: _Conversation, content: list[Any], index: int) -> None:
         kind = block.get("type") if isinstance(block, dict) else None
         if not isinstance(block, dict):
             raise _bad(f"{at}: Input should be a valid dictionary")
+        inner_ttl = None
         if kind == "text":
             text = _text_block(block, at)
             texts.append(text)
@@ -732,14 +759,14 @@ def _user_turn(walk: _Conversation, content: list[Any], index: int) -> None:
             documents.append(doc)
             tokens = _document_tokens(doc)
         elif kind == "tool_result":
-            call_id, result, tokens = _tool_result(walk, block, at)
+            call_id, result, tokens, inner_ttl = _tool_result(walk, block, at)
             walk.chat.append({"role": "tool", "tool_call_id": call_id, "content": result})
         else:
             raise _bad(
                 f"{at}.type: Input should be 'text', 'image', 'document' or 'tool_result' in a "
                 "user message"
             )
-        walk.piece("user", block, tokens, at, j == 0)
+        walk.piece("user", block, tokens, at, j == 0, inner_ttl)
     if answered and walk.pending:
         raise _tool_use_unanswered(index - 1, walk.pending)
     read = [d for d in documents if d.text]

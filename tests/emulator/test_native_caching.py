@@ -254,3 +254,25 @@ def test_totals_are_the_same_cached_or_not(http: httpx.Client) -> None:
         total(_usage(post(http, d))) for d in (plain, _cached_system("Hi"), _cached_system("Hi"))
     }
     assert len(totals) == 1
+
+
+def test_a_breakpoint_inside_a_tool_result(http: httpx.Client) -> None:
+    call = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
+    result = {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": [{"type": "text", "text": LONG, "cache_control": EPHEMERAL}],
+    }
+    data = {
+        "model": MODEL,
+        "max_tokens": 100,
+        "tools": [WEATHER],
+        "messages": [
+            {"role": "user", "content": "Weather in Orin?"},
+            {"role": "assistant", "content": [call]},
+            {"role": "user", "content": [result]},
+        ],
+    }
+    written = _usage(post(http, data))["cache_creation_input_tokens"]
+    assert written > 2048
+    assert _usage(post(http, data))["cache_read_input_tokens"] == written

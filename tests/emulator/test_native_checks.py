@@ -147,6 +147,11 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         "must not come after a ttl='5m'",
     ),
     (
+        "message-level cache_control",
+        body(messages=[{"role": "user", "content": "x", "cache_control": {"type": "ephemeral"}}]),
+        "messages.0.cache_control: Extra inputs are not permitted",
+    ),
+    (
         "five breakpoints",
         body([{"type": "text", "text": str(i), "cache_control": {"type": "ephemeral"}} for i in range(5)]),
         "A maximum of 4 blocks with cache_control may be provided. Found 5.",
