@@ -21,8 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tokenhub_core.catalog import MODELS, price_call, resolve_model
-from tokenhub_emulator.caching import CacheUsage, minimum_cacheable_tokens
+from tokenhub_core.catalog import MODELS, price_call
+from tokenhub_emulator.caching import minimum_cacheable_tokens
 from tokenhub_emulator.checks import (
     ChatRequest,
     RequestError,
@@ -631,7 +631,15 @@ def _native_ledger_entry(
     request_id: str, api_key: str, request: MessagesRequest, reply: NativeReply
 ) -> LedgerEntry:
     cache = reply.cache
-    model, cost = _price_with_cache(request.model, reply.model, cache, reply.output_tokens)
+    model, cost = price_call(
+        request.model,
+        reply.model,
+        cache.prompt_tokens,
+        reply.output_tokens,
+        cache_read_tokens=cache.read,
+        cache_write_5m_tokens=cache.write_5m,
+        cache_write_1h_tokens=cache.write_1h,
+    )
     return LedgerEntry(
         request_id=request_id,
         api_key=api_key,
@@ -647,27 +655,6 @@ def _native_ledger_entry(
         cache_write_tokens=cache.write,
         cache_write_1h_tokens=cache.write_1h,
     )
-
-
-_MTOK = Decimal(1_000_000)
-
-
-def _price_with_cache(
-    requested: str, served: str, cache: CacheUsage, completion_tokens: int
-) -> tuple[str, Decimal | None]:
-    """A call's price with cache reads at 0.1x input, 5-minute writes 1.25x, 1-hour writes 2x."""
-    model, _ = price_call(requested, served, 0, 0)
-    info = resolve_model(model)
-    if info is None:
-        return model, None
-    price = info.input_usd_per_mtok
-    prompt = (
-        cache.input_tokens * price
-        + cache.read * price * Decimal("0.1")
-        + cache.write_5m * price * Decimal("1.25")
-        + cache.write_1h * price * 2
-    )
-    return model, (prompt + completion_tokens * info.output_usd_per_mtok) / _MTOK
 
 
 def create_app(state: EmulatorState, *, control_token: str | None = None) -> Starlette:
