@@ -429,8 +429,11 @@ class _Endpoints:
             raise RequestError(400, f"anthropic-version: {version!r} is not a valid version")
         if body is _INVALID:
             raise RequestError(400, "The request body is not valid JSON.")
-        if counting and isinstance(body, dict):
-            body = {**body, "max_tokens": 1}
+        if counting and isinstance(body, dict) and "max_tokens" not in body:
+            # count_tokens takes no max_tokens; any that passes the thinking budget rule will do
+            thinking = body.get("thinking")
+            budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+            body = {**body, "max_tokens": budget + 1 if type(budget) is int else 1}
         native = check_messages_request(
             body,
             claude_rules=self.state.settings.claude_rules,
