@@ -595,13 +595,20 @@ class _Endpoints:
         request_id = self.state.next_request_id()
         recorded, _ = self._record(request, await request.body(), request_id)
         path = request.scope["path"]
-        if path in CHAT_PATHS or path in MODELS_PATHS or path in MESSAGES_PATHS:
+        native = _is_native(path)
+        if path in CHAT_PATHS or path in MODELS_PATHS or native:
             err = RequestError(405, f"Method {request.method} not allowed on {path}.")
         else:
             err = RequestError(
-                404, f"Unknown path {path}; POST {CHAT_PATHS[0]}.", type="not_found_error"
+                404,
+                f"Unknown path {path}; POST {CHAT_PATHS[0]} or {MESSAGES_PATHS[0]}.",
+                type="not_found_error",
             )
-        return self._error(recorded, err)
+        return self._native_error(recorded, err) if native else self._error(recorded, err)
+
+
+def _is_native(path: str) -> bool:
+    return path in MESSAGES_PATHS or path in COUNT_TOKENS_PATHS
 
 
 _INVALID = object()
@@ -672,7 +679,12 @@ def create_app(state: EmulatorState, *, control_token: str | None = None) -> Sta
     routes.append(Route("/{path:path}", endpoints.other, methods=methods))
 
     async def internal_error(request: Request, exc: Exception) -> Response:
-        body = error_body(f"[emulator] internal error: {exc!r}", "api_error", None)
-        return _json_answer(500, body, state.next_request_id())
+        request_id = state.next_request_id()
+        message = f"[emulator] internal error: {exc!r}"
+        if _is_native(request.url.path):
+            return _json_answer(
+                500, native_error_body(message, "api_error", request_id), request_id, native=True
+            )
+        return _json_answer(500, error_body(message, "api_error", None), request_id)
 
     return Starlette(routes=routes, exception_handlers={Exception: internal_error})
