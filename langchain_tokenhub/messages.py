@@ -52,6 +52,14 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import model_validator
 
+from langchain_tokenhub.claude import (
+    MESSAGES,
+    NEEDS_MESSAGES,
+    document_part,
+    is_document_block,
+    thinking_parts,
+    tool_cache_control,
+)
 from tokenhub_core.catalog import price_call
 from tokenhub_core.errors import (
     InvalidParameterError,
@@ -87,13 +95,21 @@ _SYSTEM_ROLES = {"system", "developer"}
 # ---------------------------------------------------------------------------------------------
 
 
-def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+def convert_messages(
+    messages: Sequence[BaseMessage], *, protocol: str = "chat/completions"
+) -> list[dict[str, Any]]:
     """LangChain messages as TokenHub wire messages (OpenAI chat-completions dicts).
+
+    With ``protocol="messages"`` the result also carries what only Claude's native protocol
+    takes (see `langchain_tokenhub.claude`): document parts, thinking parts in assistant turns,
+    and tool results as parts (images and documents included).
 
     Raises:
         InvalidParameterError: a message or content block TokenHub cannot take (unsupported
-            media type, audio, files, an unknown role), before anything is sent.
+            media type, audio, a document on chat/completions, an unknown role), before
+            anything is sent.
     """
+    native = protocol == MESSAGES
     system_parts: list[list[dict[str, Any]]] = []
     wire: list[dict[str, Any]] = []
     pending_images: list[dict[str, Any]] = []
@@ -107,12 +123,16 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
         if role == "system":
             system_parts.append(_system_parts(message.content, where))
         elif role == "user":
-            wire.append(
-                _with_name({"role": "user", "content": _user_content(message, where)}, message)
-            )
+            content = _user_content(message, where, native)
+            wire.append(_with_name({"role": "user", "content": content}, message))
         elif role == "assistant":
-            if (converted := _assistant_message(message)) is not None:
+            if (converted := _assistant_message(message, native)) is not None:
                 wire.append(converted)
+        elif native:
+            assert isinstance(message, ToolMessage)
+            call_id = normalize_tool_call_id(message.tool_call_id)
+            content = _native_tool_content(message.content, where)
+            wire.append({"role": "tool", "tool_call_id": call_id, "content": content})
         else:
             assert isinstance(message, ToolMessage)
             text, images = _tool_content(message.content, where)
@@ -191,19 +211,19 @@ def _text_part(text: str, block: Mapping[str, Any]) -> dict[str, Any]:
     return part
 
 
-def _user_content(message: BaseMessage, where: str) -> str | list[dict[str, Any]]:
+def _user_content(message: BaseMessage, where: str, native: bool) -> str | list[dict[str, Any]]:
     content = message.content
     if isinstance(content, str):
         return content
     parts: list[dict[str, Any]] = []
     for j, block in enumerate(content):
-        part = _user_part(block, f"{where}.content[{j}]")
+        part = _user_part(block, f"{where}.content[{j}]", native)
         if part is not None:
             parts.append(part)
     return parts or ""
 
 
-def _user_part(block: str | dict[str, Any], where: str) -> dict[str, Any] | None:
+def _user_part(block: str | dict[str, Any], where: str, native: bool) -> dict[str, Any] | None:
     """One content block of a user message as a wire part; None for an empty text block."""
     if isinstance(block, str):
         return None if _is_blank(block) else {"type": "text", "text": block}
@@ -212,10 +232,30 @@ def _user_part(block: str | dict[str, Any], where: str) -> dict[str, Any] | None
         text = block.get("text")
         return None if _is_blank(text) else _text_part(str(text), block)
     if kind in ("image_url", "image"):
-        return image_part(block, where)
+        return _cached(image_part(block, where), block)
+    if is_document_block(block):
+        if not native:
+            raise InvalidParameterError(
+                where, "document", f"PDF and text files need {NEEDS_MESSAGES}"
+            )
+        return document_part(block, where)
+    also = " (and PDF or text files)" if native else ""
     raise InvalidParameterError(
-        f"{where}.type", kind, f"TokenHub takes text and images ({_SUPPORTED}) in user messages"
+        f"{where}.type",
+        kind,
+        f"TokenHub takes text and images ({_SUPPORTED}){also} in user messages",
     )
+
+
+def _cached(part: dict[str, Any], block: Mapping[str, Any]) -> dict[str, Any]:
+    """``part`` with the ``cache_control`` of the block it came from (also from its extras)."""
+    extras = block.get("extras")
+    cache_control = block.get("cache_control")
+    if cache_control is None and isinstance(extras, Mapping):
+        cache_control = extras.get("cache_control")
+    if cache_control is not None:
+        part["cache_control"] = cache_control
+    return part
 
 
 def image_part(block: Mapping[str, Any], where: str = "image") -> dict[str, Any]:
@@ -275,16 +315,18 @@ def _checked_url(url: str, mime_type: Any, where: str) -> str:
     return url
 
 
-def _assistant_message(message: BaseMessage) -> dict[str, Any] | None:
+def _assistant_message(message: BaseMessage, native: bool) -> dict[str, Any] | None:
     content = message.content
-    if isinstance(content, str):
-        text = content
-    else:  # keep text; tool_use / reasoning / tool_call blocks are carried by tool_calls
-        text = "".join(
-            b if isinstance(b, str) else b.get("text") or ""
-            for b in content
-            if isinstance(b, str) or b.get("type") == "text"
-        )
+    # Text parts; kept as parts (not joined) only when one carries cache_control.
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else []
+    if not isinstance(content, str):  # tool_use / reasoning / tool_call: see tool_calls
+        for block in content:
+            if isinstance(block, str):
+                parts.append({"type": "text", "text": block})
+            elif block.get("type") == "text":
+                parts.append(_text_part(block.get("text") or "", block))
+    text = "".join(part["text"] for part in parts)
+    thinking = thinking_parts(content) if native else []
     calls: list[dict[str, Any]] = []
     if isinstance(message, AIMessage):
         calls = [_wire_tool_call(tc) for tc in message.tool_calls]
@@ -292,7 +334,13 @@ def _assistant_message(message: BaseMessage) -> dict[str, Any] | None:
     if not calls and _is_blank(text):
         return None
     wire: dict[str, Any] = {"role": "assistant"}
-    if text:
+    if thinking or any("cache_control" in part for part in parts):
+        # Thinking first, in the order the model gave it, then the text.
+        text_parts = [p for p in parts if not _is_blank(p["text"])]
+        if not any("cache_control" in part for part in parts) and text_parts:
+            text_parts = [{"type": "text", "text": text}]
+        wire["content"] = [*thinking, *text_parts]
+    elif text:
         wire["content"] = text
     if calls:
         wire["tool_calls"] = calls
@@ -341,9 +389,45 @@ def _tool_content(
     return "\n".join(texts), images
 
 
+def _native_tool_content(
+    content: str | list[str | dict[str, Any]], where: str
+) -> str | list[dict[str, Any]]:
+    """A tool result for Claude's native protocol: text, images and documents as parts."""
+    if isinstance(content, str):
+        return content
+    parts: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        at = f"{where}.content[{j}]"
+        if isinstance(block, str):
+            if not _is_blank(block):
+                parts.append({"type": "text", "text": block})
+        elif block.get("type") == "text":
+            if not _is_blank(block.get("text")):
+                parts.append(_text_part(block["text"], block))
+        elif block.get("type") in ("image_url", "image"):
+            parts.append(_cached(image_part(block, at), block))
+        elif is_document_block(block):
+            parts.append(document_part(block, at))
+        else:  # an untyped or unknown block is data the tool returned: keep it as JSON text
+            parts.append(
+                {"type": "text", "text": json.dumps(block, ensure_ascii=False, default=str)}
+            )
+    return parts
+
+
 def convert_tools(tools: Sequence[Any], *, strict: bool | None = None) -> list[dict[str, Any]]:
-    """BaseTools, functions, pydantic models, TypedDicts and tool dicts as wire tools."""
-    return [convert_to_openai_tool(t, strict=strict) for t in tools]
+    """BaseTools, functions, pydantic models, TypedDicts and tool dicts as wire tools.
+
+    A tool's ``cache_control`` (a dict tool's key, a ``BaseTool``'s ``extras``) is kept on the
+    wire tool, where the core's protocols read it.
+    """
+    wire_tools = []
+    for tool in tools:
+        wire = convert_to_openai_tool(tool, strict=strict)
+        if (cache_control := tool_cache_control(tool)) is not None:
+            wire = {**wire, "cache_control": cache_control}
+        wire_tools.append(wire)
+    return wire_tools
 
 
 def tool_names(wire_tools: Sequence[Mapping[str, Any]]) -> list[str]:

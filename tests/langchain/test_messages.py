@@ -203,7 +203,6 @@ def test_not_a_url_is_refused() -> None:
 @pytest.mark.parametrize(
     "block",
     [
-        {"type": "file", "base64": "AAAA", "mime_type": "application/pdf"},
         {"type": "audio", "base64": "AAAA", "mime_type": "audio/wav"},
         {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
     ],
