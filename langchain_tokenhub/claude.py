@@ -32,8 +32,10 @@ __all__ = [
     "DOCUMENT_TYPES",
     "MESSAGES",
     "NEEDS_MESSAGES",
+    "BlockStream",
     "document_part",
     "is_document_block",
+    "reply_content",
     "thinking_is_on",
     "thinking_parts",
     "tool_cache_control",
@@ -201,3 +203,77 @@ def tool_cache_control(tool: Any) -> Any:
         return tool.get("cache_control")
     extras = getattr(tool, "extras", None)
     return extras.get("cache_control") if isinstance(extras, Mapping) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# replies
+# ---------------------------------------------------------------------------------------------
+
+
+def reply_content(
+    text: str, thinking_blocks: Sequence[Mapping[str, Any]] | None
+) -> str | list[str | dict[str, Any]]:
+    """A reply's ``content``: the text, or, when Claude thought, ChatAnthropic's list of blocks.
+
+    The list holds the thinking blocks first (with their signatures, so the message can be sent
+    back as it is), then the text as a ``text`` block; ``.text`` gives only the text and
+    ``.content_blocks`` standard ``reasoning`` blocks.
+    """
+    if not thinking_blocks:
+        return text
+    blocks: list[str | dict[str, Any]] = [dict(block) for block in thinking_blocks]
+    if text:
+        blocks.append({"type": "text", "text": text})
+    return blocks
+
+
+class BlockStream:
+    """Numbers a stream's thinking and text fragments as ChatAnthropic numbers content blocks.
+
+    Once the stream is in block form (asked up front when thinking is on, or at the first
+    thinking fragment), each fragment is a ``{"type", ..., "index"}`` block; fragments of one
+    block share its index, so LangChain's ``+`` merges them into the message `reply_content`
+    gives. Before that, text stays a plain string, as for any reply without thinking.
+    """
+
+    __slots__ = ("_kinds", "_next", "_text_at", "_thinking_at", "on")
+
+    def __init__(self, *, on: bool) -> None:
+        """Args: on: start in block form (thinking was asked for)."""
+        self.on = on
+        self._next = 0
+        self._text_at: int | None = None
+        self._thinking_at: dict[int, int] = {}
+        self._kinds: dict[int, str] = {}
+
+    def content(
+        self, text: str | None, thinking: Sequence[Mapping[str, Any]] | None
+    ) -> str | list[str | dict[str, Any]]:
+        """The ``content`` of the chunk carrying these fragments."""
+        blocks: list[str | dict[str, Any]] = []
+        for fragment in thinking or ():
+            self.on = True
+            blocks.append(self._thinking_block(fragment))
+        if not self.on:
+            return text or ""
+        if text:
+            if self._text_at is None:
+                self._text_at, self._next = self._next, self._next + 1
+            blocks.append({"type": "text", "text": text, "index": self._text_at})
+        return blocks
+
+    def _thinking_block(self, fragment: Mapping[str, Any]) -> dict[str, Any]:
+        k = fragment.get("index") or 0
+        if k not in self._thinking_at:
+            self._thinking_at[k], self._next = self._next, self._next + 1
+            self._text_at = None  # text after a thinking block is a new text block
+        kind = fragment.get("type") or self._kinds.get(k, "thinking")
+        self._kinds[k] = kind
+        block: dict[str, Any] = {"type": kind, "index": self._thinking_at[k]}
+        if kind == "redacted_thinking":
+            block["data"] = fragment.get("data") or ""
+        else:
+            block["thinking"] = fragment.get("thinking") or ""
+            if fragment.get("signature"):
+                block["signature"] = fragment["signature"]
+        return block

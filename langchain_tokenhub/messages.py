@@ -16,9 +16,16 @@ Decisions where the wire leaves room:
   text only.
 - An invalid tool call sent back goes out with its raw arguments when they are a JSON object,
   else with ``{}``: Claude needs an object, and the paired ToolMessage carries the error.
+- On Claude's native protocol (``protocol="messages"``) documents, thinking blocks and tool
+  results with images or documents travel as parts (`langchain_tokenhub.claude`); on
+  chat/completions a document is refused before sending and thinking blocks stay home.
+- A reply with thinking has ChatAnthropic's content: a list of the thinking blocks, then a text
+  block; streamed, its fragments are indexed blocks that merge into the same list.
 - Replies carry ``response_metadata["model_provider"] = "tokenhub"``. Its content-block
   translator (registered below) is langchain-core's Chat Completions translator, the schema
-  TokenHub speaks, plus invalid tool calls; tracing (``ls_provider``) names the same provider.
+  TokenHub speaks, plus invalid tool calls (for list content, langchain-core's Anthropic
+  translator reads the thinking and text blocks); tracing (``ls_provider``) names the same
+  provider.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
+    BaseMessageChunk,
     ChatMessage,
     HumanMessage,
     InvalidToolCall,
@@ -40,8 +48,14 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages import content as types
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.ai import UsageMetadata, add_ai_message_chunks
 from langchain_core.messages.block_translators import register_translator
+from langchain_core.messages.block_translators.anthropic import (
+    translate_content as _anthropic_translate_content,
+)
+from langchain_core.messages.block_translators.anthropic import (
+    translate_content_chunk as _anthropic_translate_content_chunk,
+)
 from langchain_core.messages.block_translators.openai import (
     translate_content as _openai_translate_content,
 )
@@ -55,12 +69,14 @@ from pydantic import model_validator
 from langchain_tokenhub.claude import (
     MESSAGES,
     NEEDS_MESSAGES,
+    BlockStream,
     document_part,
     is_document_block,
+    reply_content,
     thinking_parts,
     tool_cache_control,
 )
-from tokenhub_core.catalog import price_call
+from tokenhub_core.catalog import price_usage
 from tokenhub_core.errors import (
     InvalidParameterError,
     complete_json_object,
@@ -480,25 +496,45 @@ def _force(name: str) -> dict[str, Any]:
 
 
 def usage_to_metadata(usage: Usage) -> UsageMetadata:
-    """Wire usage as LangChain usage: ``input_tokens`` counts the whole prompt, cache reads too."""
+    """Wire usage as LangChain usage, shaped as ChatAnthropic shapes it.
+
+    ``input_tokens`` is the whole prompt (cache reads and writes included, each counted once).
+    ``input_token_details`` has ``cache_read`` and ``cache_creation`` (always on Claude's native
+    protocol, else when non-zero); when the server splits the writes by TTL, they are under
+    ``ephemeral_5m_input_tokens`` and ``ephemeral_1h_input_tokens`` and ``cache_creation`` is 0,
+    as ChatAnthropic reports them, so the details never add up to more than the prompt.
+    """
     metadata: dict[str, Any] = {
         "input_tokens": usage.prompt_tokens,
         "output_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
     }
-    if usage.cached_tokens > 0:
-        metadata["input_token_details"] = {"cache_read": usage.cached_tokens}
-    details = usage.completion_tokens_details
-    if details is not None and details.reasoning_tokens:
-        metadata["output_token_details"] = {"reasoning": details.reasoning_tokens}
+    input_details: dict[str, int] = {}
+    details = usage.prompt_tokens_details
+    # Claude's native usage always reports both cache counts (zeros too), as ChatAnthropic
+    # passes them on; the OpenAI-compatible layer reports reads, at most.
+    native = details is not None and details.cache_creation_tokens is not None
+    if usage.cache_read_tokens > 0 or native:
+        input_details["cache_read"] = usage.cache_read_tokens
+    if usage.cache_creation_tokens > 0 or native:
+        input_details["cache_creation"] = usage.cache_creation_tokens
+    split = details is not None and details.cache_creation_1h_tokens is not None
+    if split and usage.cache_creation_tokens > 0:
+        input_details["cache_creation"] = 0
+        input_details["ephemeral_5m_input_tokens"] = usage.cache_creation_5m_tokens
+        input_details["ephemeral_1h_input_tokens"] = usage.cache_creation_1h_tokens
+    if input_details:
+        metadata["input_token_details"] = input_details
+    if usage.reasoning_tokens > 0:
+        metadata["output_token_details"] = {"reasoning": usage.reasoning_tokens}
     # A cast, not a TypedDict literal: mypy (python_version 3.10) reads langchain-core's
     # typing.NotRequired keys as required.
     return cast("UsageMetadata", metadata)
 
 
 def _cost(requested: str, served: str | None, usage: Usage) -> float | None:
-    """The call's USD cost by the core's one pricing rule (`tokenhub_core.catalog.price_call`)."""
-    _, cost = price_call(requested, served, usage.prompt_tokens, usage.completion_tokens)
+    """The call's USD cost by the core's one pricing rule, cache reads and writes included."""
+    _, cost = price_usage(requested, served, usage)
     return None if cost is None else float(cost)
 
 
@@ -523,14 +559,14 @@ def completion_to_message(
     }
     if completion.system_fingerprint:
         metadata["system_fingerprint"] = completion.system_fingerprint
-    content = ""
+    content: str | list[str | dict[str, Any]] = ""
     calls: list[ToolCall] = []
     invalid: list[InvalidToolCall] = []
     extra: dict[str, Any] = {}
     if completion.choices:
         choice = completion.choices[0]
         metadata["finish_reason"] = choice.finish_reason
-        content = choice.message.content or ""
+        content = reply_content(choice.message.content or "", choice.message.thinking_blocks)
         for wire_call in choice.message.tool_calls or []:
             name, raw = wire_call.function.name, wire_call.function.arguments
             args = complete_json_object(raw)
@@ -571,6 +607,7 @@ class StreamConverter:
     """
 
     __slots__ = (
+        "_blocks",
         "_finish_reason",
         "_id",
         "_identified",
@@ -581,9 +618,17 @@ class StreamConverter:
         "_usage",
     )
 
-    def __init__(self, model: str, *, usage: bool = True) -> None:
-        """Args: model: the model requested; usage: False drops the usage (``stream_usage``)."""
+    def __init__(self, model: str, *, usage: bool = True, blocks: bool = False) -> None:
+        """Create the converter for one stream.
+
+        Args:
+            model: the model requested.
+            usage: False drops the usage (``stream_usage``).
+            blocks: stream content as blocks from the start (thinking was asked for), as
+                ChatAnthropic does; otherwise text is a string until a thinking fragment comes.
+        """
         self._model = model
+        self._blocks = BlockStream(on=blocks)
         self._served = ""
         self._id = ""  # the first id the server gave: every chunk of the reply carries it
         self._finish_reason: str | None = None
@@ -628,7 +673,8 @@ class StreamConverter:
             fields["additional_kwargs"] = extra
         if self._id:
             fields["id"] = self._id
-        return TokenHubMessageChunk(content=delta.content or "", **fields)
+        content = self._blocks.content(delta.content, delta.thinking_blocks)
+        return TokenHubMessageChunk(content=content, **fields)
 
     def finish(self, usage: Usage | None) -> AIMessageChunk:
         """The closing chunk: the stream's final usage and its cost (unless usage is off)."""
@@ -639,7 +685,7 @@ class StreamConverter:
             metadata["cost_usd"] = _cost(self._model, self._served or None, usage)
         fields: dict[str, Any] = {"id": self._id} if self._id else {}
         return TokenHubMessageChunk(
-            content="",
+            content=[] if self._blocks.on else "",
             usage_metadata=usage_metadata,
             response_metadata=metadata,
             chunk_position="last",
@@ -696,6 +742,19 @@ class TokenHubMessageChunk(AIMessageChunk):
         self.invalid_tool_calls = invalid
         return self
 
+    def __add__(self, other: Any) -> BaseMessageChunk:  # type: ignore[override]
+        # A stream that turns to blocks (a thinking fragment) after its empty first chunks
+        # merges into a list of blocks, not ["", {...}].
+        if (
+            self.content == ""
+            and isinstance(other, AIMessageChunk)
+            and isinstance(other.content, list)
+            and other.content
+        ):
+            return add_ai_message_chunks(self.model_copy(update={"content": []}), other)
+        merged: BaseMessageChunk = super().__add__(other)
+        return merged
+
     @classmethod
     def lc_id(cls) -> list[str]:
         return AIMessageChunk.lc_id()
@@ -721,11 +780,19 @@ def _invalid_call_blocks(message: AIMessage) -> list[types.ContentBlock]:
 
 
 def _translate_content(message: AIMessage) -> list[types.ContentBlock]:
-    return _openai_translate_content(message) + _invalid_call_blocks(message)
+    if isinstance(message.content, str):
+        return _openai_translate_content(message) + _invalid_call_blocks(message)
+    # Claude's blocks (thinking, text) as ChatAnthropic's are read; tool calls as ours.
+    calls = _openai_translate_content(message.model_copy(update={"content": ""}))
+    return _anthropic_translate_content(message) + calls + _invalid_call_blocks(message)
 
 
 def _translate_content_chunk(message: AIMessageChunk) -> list[types.ContentBlock]:
-    blocks = _openai_translate_content_chunk(message)
+    if isinstance(message.content, str):
+        blocks = _openai_translate_content_chunk(message)
+    else:
+        calls = _openai_translate_content_chunk(message.model_copy(update={"content": ""}))
+        blocks = _anthropic_translate_content_chunk(message) + calls
     if message.chunk_position == "last":
         blocks += _invalid_call_blocks(message)
     return blocks

@@ -12,8 +12,15 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 
-from langchain_tokenhub.messages import convert_messages, convert_tools
+from langchain_tokenhub.messages import (
+    StreamConverter,
+    completion_to_message,
+    convert_messages,
+    convert_tools,
+    usage_to_metadata,
+)
 from tokenhub_core.errors import InvalidParameterError
+from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, FunctionCall, ToolCall, Usage
 
 PDF = base64.b64encode(b"%PDF-1.4\n%%EOF\n").decode()
 EPHEMERAL = {"type": "ephemeral"}
@@ -288,3 +295,158 @@ def test_a_thinking_only_turn_with_tool_calls_keeps_its_thinking() -> None:
     assert convert_messages([message], protocol="messages") == [
         {"role": "assistant", "content": [THOUGHT], "tool_calls": [WIRE_CALL]}
     ]
+
+
+# --- replies: thinking, cache usage, cost -----------------------------------------------------
+
+
+def _native_completion(
+    *, thinking: list[dict[str, Any]] | None, text: str, **usage: Any
+) -> ChatCompletion:
+    body = {
+        "id": "msg_1",
+        "model": "claude-sonnet-4-6",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "thinking_blocks": thinking},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140, **usage},
+    }
+    return ChatCompletion.model_validate(body)
+
+
+def test_a_reply_with_thinking_is_shaped_as_chat_anthropic_shapes_it() -> None:
+    completion = _native_completion(thinking=[THOUGHT, REDACTED], text="Oslo is cold.")
+    message = completion_to_message(completion, model="claude-sonnet-4-6")
+    assert message.content == [THOUGHT, REDACTED, {"type": "text", "text": "Oslo is cold."}]
+    assert message.text == "Oslo is cold."
+    assert message.content_blocks == [
+        {"type": "reasoning", "reasoning": "Let me see.", "extras": {"signature": "sig-1"}},
+        {"type": "non_standard", "value": REDACTED},
+        {"type": "text", "text": "Oslo is cold."},
+    ]
+    # ... and goes back as it came
+    assert convert_messages([message], protocol="messages")[0]["content"] == message.content
+
+
+def test_a_reply_with_thinking_and_tool_calls_lists_both_in_content_blocks() -> None:
+    completion = _native_completion(thinking=[THOUGHT], text="")
+    completion.choices[0].message.tool_calls = [
+        ToolCall(
+            id="toolu_1", function=FunctionCall(name="get_weather", arguments='{"city": "Oslo"}')
+        )
+    ]
+    message = completion_to_message(completion, model="claude-sonnet-4-6")
+    assert message.content == [THOUGHT]
+    assert message.tool_calls == [{**CALL, "type": "tool_call"}]
+    assert [b["type"] for b in message.content_blocks] == ["reasoning", "tool_call"]
+
+
+def test_cache_usage_is_reported_as_chat_anthropic_reports_it_and_priced() -> None:
+    usage = Usage.model_validate(
+        {
+            "prompt_tokens": 3000,
+            "completion_tokens": 10,
+            "prompt_tokens_details": {
+                "cached_tokens": 1000,
+                "cache_creation_tokens": 1500,
+                "cache_creation_1h_tokens": 500,
+            },
+            "completion_tokens_details": {"reasoning_tokens": 6},
+        }
+    )
+    assert usage_to_metadata(usage) == {
+        "input_tokens": 3000,  # the whole prompt, each token once
+        "output_tokens": 10,
+        "total_tokens": 3010,
+        "input_token_details": {
+            "cache_read": 1000,
+            "cache_creation": 0,  # ChatAnthropic's convention when the TTLs are known
+            "ephemeral_5m_input_tokens": 1000,
+            "ephemeral_1h_input_tokens": 500,
+        },
+        "output_token_details": {"reasoning": 6},
+    }
+    unsplit = Usage.model_validate(
+        {"prompt_tokens": 2000, "prompt_tokens_details": {"cache_creation_tokens": 1500}}
+    )
+    assert usage_to_metadata(unsplit)["input_token_details"] == {
+        "cache_read": 0,
+        "cache_creation": 1500,
+    }
+
+    completion = _native_completion(thinking=None, text="ok", **usage.model_dump())
+    message = completion_to_message(completion, model="claude-sonnet-4-6")
+    # Sonnet 4.6: $3 in, $15 out; reads 0.1x, 5-minute writes 1.25x, 1-hour writes 2x
+    expected = (500 * 3 + 1000 * 0.3 + 1000 * 3.75 + 500 * 6 + 10 * 15) / 1e6
+    assert message.response_metadata["cost_usd"] == pytest.approx(expected)
+    assert message.content == "ok"
+
+
+def _delta_chunk(**delta: Any) -> ChatCompletionChunk:
+    finish = delta.pop("finish_reason", None)
+    return ChatCompletionChunk.model_validate(
+        {
+            "id": "msg_1",
+            "model": "claude-sonnet-4-6",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+    )
+
+
+def _fragment(k: int, kind: str | None, **fields: Any) -> dict[str, Any]:
+    base = {"index": k, "type": kind, "thinking": None, "signature": None, "data": None}
+    return {**base, **fields}
+
+
+THINKING_STREAM = [
+    _delta_chunk(role="assistant"),
+    _delta_chunk(thinking_blocks=[_fragment(0, "thinking", thinking="Let ")]),
+    _delta_chunk(thinking_blocks=[_fragment(0, None, thinking="me see.")]),
+    _delta_chunk(thinking_blocks=[_fragment(0, None, signature="sig-1")]),
+    _delta_chunk(thinking_blocks=[_fragment(1, "redacted_thinking", data="opaque")]),
+    _delta_chunk(content="Oslo "),
+    _delta_chunk(content="is cold."),
+    _delta_chunk(finish_reason="stop"),
+]
+
+
+@pytest.mark.parametrize("asked", [True, False], ids=["thinking-asked", "thinking-unasked"])
+def test_a_streamed_reply_with_thinking_merges_into_the_invoked_one(asked: bool) -> None:
+    converter = StreamConverter("claude-sonnet-4-6", blocks=asked)
+    chunks = [c for c in (converter.convert(chunk) for chunk in THINKING_STREAM) if c is not None]
+    chunks.append(converter.finish(Usage(prompt_tokens=10, completion_tokens=5)))
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged += chunk
+    reasoning = [b for b in chunks[1].content_blocks if b["type"] == "reasoning"]
+    assert reasoning == [{"type": "reasoning", "reasoning": "Let ", "index": 0}]
+    assert merged.text == "Oslo is cold."
+    assert [{k: v for k, v in b.items() if k != "index"} for b in merged.content] == [
+        THOUGHT,
+        REDACTED,
+        {"type": "text", "text": "Oslo is cold."},
+    ]
+    assert [b["type"] for b in merged.content_blocks] == ["reasoning", "non_standard", "text"]
+    assert merged.content_blocks[0]["extras"] == {"signature": "sig-1"}
+    # the merged message is sent back with its signature, like the invoked one
+    assert convert_messages([merged], protocol="messages")[0]["content"] == [
+        THOUGHT,
+        REDACTED,
+        {"type": "text", "text": "Oslo is cold."},
+    ]
+
+
+def test_a_stream_asked_to_think_streams_text_as_blocks_from_the_start() -> None:
+    converter = StreamConverter("claude-sonnet-4-6", blocks=True)
+    first = converter.convert(_delta_chunk(role="assistant"))
+    text = converter.convert(_delta_chunk(content="Hi"))
+    assert first is not None and first.content == []
+    assert text is not None and text.content == [{"type": "text", "text": "Hi", "index": 0}]
+    assert converter.finish(None).content == []
+    plain = StreamConverter("claude-sonnet-4-6")
+    chunk = plain.convert(_delta_chunk(content="Hi"))
+    assert chunk is not None and chunk.content == "Hi"
