@@ -634,6 +634,11 @@ def normalize_messages(messages: Any, *, protocol: str = CHAT_COMPLETIONS) -> li
         _check_content_images(content, index)
         if "cache_control" in message:
             check_cache_control(message["cache_control"], f"{where}.cache_control")
+        if role == "assistant" and message.get("thinking_blocks"):
+            # A reply message dumped back into the history: its thinking leads the turn.
+            message = {k: v for k, v in message.items() if k != "thinking_blocks"}
+            text = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            content = [*message_thinking(messages[index]), *(text or [])]
         content = _check_parts(content, where, protocol=protocol, role=role)
         content = _without_blank_parts(content)
         if role == "user" and _is_empty(content):
@@ -646,7 +651,7 @@ def normalize_messages(messages: Any, *, protocol: str = CHAT_COMPLETIONS) -> li
             if not message.get("tool_calls"):
                 continue  # nothing said and nothing called: Claude rejects the empty turn
             content = None
-        if content == message.get("content"):
+        if content is message.get("content"):
             out.append(dict(message))
         else:
             out.append({**message, "content": content})
@@ -659,6 +664,16 @@ def normalize_messages(messages: Any, *, protocol: str = CHAT_COMPLETIONS) -> li
         joined: Any = system if cached else "\n".join(part["text"] for part in system)
         out.insert(0, {"role": "system", "content": joined})
     return out
+
+
+def message_thinking(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``thinking_blocks`` of a reply message given back in a history, as content parts."""
+    blocks = message.get("thinking_blocks")
+    if not isinstance(blocks, list):
+        raise InvalidParameterError(
+            "thinking_blocks", blocks, "the list of thinking blocks a reply carried"
+        )
+    return [dict(block) for block in blocks]
 
 
 def _surrogate_at(text: str) -> int | None:

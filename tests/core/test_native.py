@@ -615,3 +615,22 @@ def test_event_reader_ignores_pings_and_unknown_events() -> None:
     assert reader.event("future_event", '{"type": "future_event"}') is None
     with pytest.raises(APIResponseError, match="malformed"):
         reader.event("content_block_delta", "{not json")
+
+
+def test_a_reply_message_dumped_into_the_history_keeps_its_thinking() -> None:
+    client, sent = client_for([sse(TEXT_STREAM), sse(TEXT_STREAM)])
+    stream = client.stream(model=SONNET, messages=USER, thinking="adaptive")
+    for _ in stream:
+        pass
+    reply = stream.completion().choices[0].message.model_dump(exclude_none=True)
+    history = [*USER, reply, {"role": "user", "content": "and times three?"}]
+    list(client.stream(model=SONNET, messages=history, thinking="adaptive"))
+    assistant = json.loads(sent[1].content)["messages"][1]
+    assert assistant["content"] == [
+        {"type": "thinking", "thinking": "Two plus two.", "signature": "c2ln"},
+        {"type": "text", "text": "Four."},
+    ]
+    plain = build_body(SONNET, history, stream=False)["messages"][1]
+    assert "thinking_blocks" not in plain and plain["content"] == [
+        {"type": "text", "text": "Four."}
+    ]
