@@ -10,7 +10,7 @@ import base64
 from typing import Any
 
 import pytest
-from langchain_core.exceptions import OutputParserException
+from langchain_core.exceptions import ModelAPIError, OutputParserException
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel
@@ -19,7 +19,12 @@ from langchain_tokenhub import ChatTokenHub
 from tests.langchain.test_chat_model import MODES, call
 from tokenhub_core import track_cost
 from tokenhub_core.catalog import price_call
-from tokenhub_core.errors import BudgetExceededError, InvalidParameterError, RateLimitError
+from tokenhub_core.errors import (
+    BudgetExceededError,
+    InternalServerError,
+    InvalidParameterError,
+    RateLimitError,
+)
 from tokenhub_emulator import TokenHubEmulator
 
 PROTOCOLS = ["chat/completions", "messages"]
@@ -127,6 +132,44 @@ async def test_errors_retries_and_budgets_hold_on_both_protocols(
     with track_cost(budget_usd=0.000001) as meter, pytest.raises(BudgetExceededError):
         llm.invoke("hi")
     assert meter.calls == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_claude_s_overload_is_retried_and_typed_as_langchain_knows_it(
+    tokenhub_emulator: TokenHubEmulator, mode: str
+) -> None:
+    llm = ChatTokenHub(protocol="messages", max_retries=1)
+    if mode in ("stream", "astream"):  # the overload inside a 200 stream, before any text
+        tokenhub_emulator.sse_error_after(chunks=0)
+    else:
+        tokenhub_emulator.fail_next(529, headers={"Retry-After": "0"})
+    message, _ = await call(llm, "hi", mode)
+    assert len(tokenhub_emulator.requests) == 2
+    assert message.text.startswith("[emulator]")
+
+    tokenhub_emulator.fail_next(529, times=2, headers={"Retry-After": "0"})
+    with pytest.raises(ModelAPIError) as caught:
+        await call(llm, "hi", mode)
+    assert isinstance(caught.value, InternalServerError)
+    assert caught.value.status_code == 529 and caught.value.is_retryable
+
+
+def test_an_overload_after_text_has_streamed_is_raised_not_retried(
+    tokenhub_emulator: TokenHubEmulator,
+) -> None:
+    tokenhub_emulator.sse_error_after(chunks=6)
+    llm = ChatTokenHub(protocol="messages")
+    seen: list[str] = []
+
+    def read_all() -> None:
+        for chunk in llm.stream("Tell me a long story."):
+            seen.append(chunk.text)
+
+    with pytest.raises(InternalServerError) as caught:
+        read_all()
+    assert caught.value.status_code == 529
+    assert "".join(seen)  # what arrived was given to the caller first
+    assert len(tokenhub_emulator.requests) == 1
 
 
 # --- prompt caching --------------------------------------------------------------------------------
