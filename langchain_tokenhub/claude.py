@@ -45,6 +45,7 @@ MESSAGES = "messages"
 NEEDS_MESSAGES = "Claude's native protocol: use protocol='messages'"
 DOCUMENT_TYPES = ("application/pdf", "text/plain")
 _DOCUMENT_FIELDS = ("cache_control", "title", "context", "citations")
+_BY_VALUE = "a PDF or text file given by base64 data or by URL (file ids are not supported)"
 _DATA_URL = re.compile(r"data:(?P<mime>[^;,]*)(?:;[^;,]*)*;base64,(?P<data>.*)", re.DOTALL)
 
 
@@ -95,7 +96,7 @@ def _mapping(block: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 def _document_source(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     if block.get("type") == "text-plain" or block.get("source_type") == "text":
         return _text_source(block.get("text"), where)
-    if "file_id" in block or block.get("source_type") == "id":
+    if block.get("file_id") is not None or block.get("source_type") == "id":
         raise InvalidParameterError(
             f"{where}.file_id", block.get("file_id") or block.get("id"), _BY_VALUE
         )
@@ -110,7 +111,7 @@ def _document_source(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     if block.get("base64") is not None or block.get("source_type") == "base64":
         data = block["base64"] if block.get("base64") is not None else block.get("data")
         return _base64_source(mime, data, where)
-    url = block.get("url") if block.get("url") is not None else None
+    url = block.get("url")
     if url is None and block.get("source_type") == "url":
         url = block.get("data")
     if isinstance(url, str) and url:
@@ -118,9 +119,6 @@ def _document_source(block: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise InvalidParameterError(f"{where}.mime_type", mime, "application/pdf for a URL")
         return {"type": "url", "url": url}
     raise InvalidParameterError(where, _summary(block), _BY_VALUE)
-
-
-_BY_VALUE = "a PDF or text file given by base64 data or by URL (file ids are not supported)"
 
 
 def _summary(block: Mapping[str, Any]) -> dict[str, Any]:
