@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from tokenhub_core._aiohttp_transport import _Body
 from tokenhub_core._lifecycle import MAX_REPLY_BYTES, Lifecycle
 from tokenhub_core.cost import run_when_safe
 from tokenhub_core.errors import (
@@ -422,11 +421,11 @@ class AsyncChatStream(_StreamBase):
             return
         self._finished = True
         response, loop = self._response, self._loop
-        body = getattr(response, "stream", None)
-        if isinstance(body, _Body) and _running_loop() is loop:
+        close_now = getattr(getattr(response, "stream", None), "close_now", None)
+        if close_now is not None and _running_loop() is loop:
             # Our own transport closes synchronously: do it now, on the loop's thread, rather
             # than schedule it where asyncio.run's shutdown may cancel it.
-            run_when_safe(body.close_now)
+            run_when_safe(close_now)
         elif response is not None and loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(_close_later, response)
