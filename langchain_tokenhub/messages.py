@@ -90,6 +90,7 @@ __all__ = [
     "MODEL_PROVIDER",
     "StreamConverter",
     "TokenHubMessageChunk",
+    "cache_creation_by_ttl",
     "completion_to_message",
     "convert_messages",
     "convert_tools",
@@ -496,13 +497,14 @@ def _force(name: str) -> dict[str, Any]:
 
 
 def usage_to_metadata(usage: Usage) -> UsageMetadata:
-    """Wire usage as LangChain usage, shaped as ChatAnthropic shapes it.
+    """Wire usage as LangChain usage.
 
     ``input_tokens`` is the whole prompt (cache reads and writes included, each counted once).
-    ``input_token_details`` has ``cache_read`` and ``cache_creation`` (always on Claude's native
-    protocol, else when non-zero); when the server splits the writes by TTL, they are under
-    ``ephemeral_5m_input_tokens`` and ``ephemeral_1h_input_tokens`` and ``cache_creation`` is 0,
-    as ChatAnthropic reports them, so the details never add up to more than the prompt.
+    ``input_token_details`` has ``cache_read`` and ``cache_creation`` (all writes, whatever their
+    TTL), always on Claude's native protocol, else when non-zero: the details never add up to more
+    than the prompt. (ChatAnthropic reports TTL-split writes under ``ephemeral_*`` keys with
+    ``cache_creation`` 0; that split is in ``response_metadata["cache_creation"]`` here, see
+    `cache_creation_by_ttl`.)
     """
     metadata: dict[str, Any] = {
         "input_tokens": usage.prompt_tokens,
@@ -518,11 +520,6 @@ def usage_to_metadata(usage: Usage) -> UsageMetadata:
         input_details["cache_read"] = usage.cache_read_tokens
     if usage.cache_creation_tokens > 0 or native:
         input_details["cache_creation"] = usage.cache_creation_tokens
-    split = details is not None and details.cache_creation_1h_tokens is not None
-    if split and usage.cache_creation_tokens > 0:
-        input_details["cache_creation"] = 0
-        input_details["ephemeral_5m_input_tokens"] = usage.cache_creation_5m_tokens
-        input_details["ephemeral_1h_input_tokens"] = usage.cache_creation_1h_tokens
     if input_details:
         metadata["input_token_details"] = input_details
     if usage.reasoning_tokens > 0:
@@ -530,6 +527,16 @@ def usage_to_metadata(usage: Usage) -> UsageMetadata:
     # A cast, not a TypedDict literal: mypy (python_version 3.10) reads langchain-core's
     # typing.NotRequired keys as required.
     return cast("UsageMetadata", metadata)
+
+
+def cache_creation_by_ttl(usage: Usage) -> dict[str, int] | None:
+    """The cache writes split by TTL, as Claude reports them, when there were writes."""
+    if usage.cache_creation_tokens <= 0:
+        return None
+    return {
+        "ephemeral_5m_input_tokens": usage.cache_creation_5m_tokens,
+        "ephemeral_1h_input_tokens": usage.cache_creation_1h_tokens,
+    }
 
 
 def _cost(requested: str, served: str | None, usage: Usage) -> float | None:
@@ -581,6 +588,8 @@ def completion_to_message(
     if completion.usage is not None:
         usage = usage_to_metadata(completion.usage)
         metadata["cost_usd"] = _cost(model, completion.model or None, completion.usage)
+        if (by_ttl := cache_creation_by_ttl(completion.usage)) is not None:
+            metadata["cache_creation"] = by_ttl
     return AIMessage(
         content=content,
         tool_calls=calls,
@@ -683,6 +692,8 @@ class StreamConverter:
         if usage is not None and self._usage:
             usage_metadata = usage_to_metadata(usage)
             metadata["cost_usd"] = _cost(self._model, self._served or None, usage)
+            if (by_ttl := cache_creation_by_ttl(usage)) is not None:
+                metadata["cache_creation"] = by_ttl
         fields: dict[str, Any] = {"id": self._id} if self._id else {}
         return TokenHubMessageChunk(
             content=[] if self._blocks.on else "",

@@ -52,8 +52,9 @@ async def test_the_caching_middleware_caches_an_agent_s_prefix(
     assert first["tools"][-1]["cache_control"] == ONE_HOUR
     assert first["messages"][-1]["content"][-1]["cache_control"] == ONE_HOUR
     answers = [m for m in result["messages"] if isinstance(m, AIMessage)]
-    written = answers[0].usage_metadata["input_token_details"]["ephemeral_1h_input_tokens"]
+    written = answers[0].usage_metadata["input_token_details"]["cache_creation"]
     assert written > 1024
+    assert answers[0].response_metadata["cache_creation"]["ephemeral_1h_input_tokens"] == written
     assert answers[1].usage_metadata["input_token_details"]["cache_read"] == written
     assert answers[1].text == "Sunny in Lisbon."
 

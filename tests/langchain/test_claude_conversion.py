@@ -14,6 +14,7 @@ from langchain_core.tools import tool
 
 from langchain_tokenhub.messages import (
     StreamConverter,
+    cache_creation_by_ttl,
     completion_to_message,
     convert_messages,
     convert_tools,
@@ -345,7 +346,7 @@ def test_a_reply_with_thinking_and_tool_calls_lists_both_in_content_blocks() -> 
     assert [b["type"] for b in message.content_blocks] == ["reasoning", "tool_call"]
 
 
-def test_cache_usage_is_reported_as_chat_anthropic_reports_it_and_priced() -> None:
+def test_cache_usage_is_reported_once_with_its_ttl_split_and_priced() -> None:
     usage = Usage.model_validate(
         {
             "prompt_tokens": 3000,
@@ -364,11 +365,13 @@ def test_cache_usage_is_reported_as_chat_anthropic_reports_it_and_priced() -> No
         "total_tokens": 3010,
         "input_token_details": {
             "cache_read": 1000,
-            "cache_creation": 0,  # ChatAnthropic's convention when the TTLs are known
-            "ephemeral_5m_input_tokens": 1000,
-            "ephemeral_1h_input_tokens": 500,
+            "cache_creation": 1500,  # all writes: ChatAnthropic would say 0 and split them
         },
         "output_token_details": {"reasoning": 6},
+    }
+    assert cache_creation_by_ttl(usage) == {
+        "ephemeral_5m_input_tokens": 1000,
+        "ephemeral_1h_input_tokens": 500,
     }
     unsplit = Usage.model_validate(
         {"prompt_tokens": 2000, "prompt_tokens_details": {"cache_creation_tokens": 1500}}

@@ -186,10 +186,14 @@ async def test_a_cached_system_prompt_is_written_then_read_and_priced_so(
         second, _ = await call(llm, [system, HumanMessage("Question two?")], mode)
 
     written = first.usage_metadata["input_token_details"]
-    assert written["ephemeral_5m_input_tokens"] > 1024
+    assert written["cache_creation"] > 1024
     assert written["cache_read"] == 0
+    assert first.response_metadata["cache_creation"] == {
+        "ephemeral_5m_input_tokens": written["cache_creation"],
+        "ephemeral_1h_input_tokens": 0,
+    }
     read = second.usage_metadata["input_token_details"]
-    assert read["cache_read"] == written["ephemeral_5m_input_tokens"]
+    assert read["cache_read"] == written["cache_creation"]
     for message in (first, second):  # the whole prompt, each token once
         details = message.usage_metadata["input_token_details"]
         assert message.usage_metadata["input_tokens"] >= sum(details.values())
@@ -216,7 +220,7 @@ async def test_the_per_call_cache_control_marks_the_conversation_tail(
     first = await llm.ainvoke(history)
     last = _last(tokenhub_emulator)["messages"][-1]
     assert last["content"][-1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
-    assert first.usage_metadata["input_token_details"]["ephemeral_1h_input_tokens"] > 1024
+    assert first.response_metadata["cache_creation"]["ephemeral_1h_input_tokens"] > 1024
     reply = await llm.ainvoke([*history, AIMessage("More."), HumanMessage("Again.")])
     assert reply.usage_metadata["input_token_details"]["cache_read"] > 1024
 

@@ -69,7 +69,7 @@ class TestChatTokenHubMessagesIntegration(base.TestChatTokenHubIntegration):
         message = self._cached_call(stream=stream)
         assert message.usage_metadata is not None
         details = message.usage_metadata.get("input_token_details") or {}
-        assert details.get("ephemeral_5m_input_tokens", 0) > 1024  # really written
+        assert details.get("cache_creation", 0) > 1024  # really written
         return message
 
     def invoke_with_cache_read_input(self, *, stream: bool = False) -> AIMessage:
