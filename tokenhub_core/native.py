@@ -22,6 +22,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic_core import from_json
+
 from tokenhub_core.errors import (
     APIResponseError,
     APIStatusError,
@@ -33,17 +35,12 @@ from tokenhub_core.wire import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
-    ChoiceDelta,
-    ChoiceDeltaToolCall,
-    ChoiceDeltaToolCallFunction,
-    ChunkChoice,
     CompletionTokensDetails,
     FunctionCall,
     Message,
     PromptTokensDetails,
     ToolCall,
     Usage,
-    loads,
 )
 
 __all__ = [
@@ -503,22 +500,25 @@ class MessagesEventReader:
         self._thinking = 0
         self._role_pending = False
 
-    def _chunk(self, delta: ChoiceDelta, finish: str | None = None) -> ChatCompletionChunk:
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> ChatCompletionChunk:
         if self._role_pending:
             # message_start's role rides on the first chunk with content: until then nothing
             # has been handed to the caller, so an error event can still be retried.
             self._role_pending = False
-            delta.role = "assistant"
-        return ChatCompletionChunk(
-            id=self._id,
-            model=self._model,
-            choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)],
+            delta["role"] = "assistant"
+        # Validating one dict costs less than building the three models one by one.
+        return ChatCompletionChunk.model_validate(
+            {
+                "id": self._id,
+                "model": self._model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
         )
 
     def event(self, name: str | None, data: str) -> ChatCompletionChunk | None:
         """One SSE event; the chunk it makes, if any. Raises on an ``error`` event."""
         try:
-            payload = loads(data)
+            payload = from_json(data)  # pydantic-core: a third of json.loads per event
         except ValueError:
             raise APIResponseError(
                 f"malformed stream event: {data[:120]!r}", request_id=self.request_id
@@ -551,16 +551,16 @@ class MessagesEventReader:
             self._tools += 1
             self._blocks[index] = ("tool", ordinal)  # type: ignore[index]
             initial = block.get("input")
-            call = ChoiceDeltaToolCall(
-                index=ordinal,
-                id=str(block.get("id") or ""),
-                type="function",
-                function=ChoiceDeltaToolCallFunction(
-                    name=str(block.get("name") or ""),
-                    arguments=json.dumps(initial) if initial else "",
-                ),
-            )
-            return self._chunk(ChoiceDelta(tool_calls=[call]))
+            call = {
+                "index": ordinal,
+                "id": str(block.get("id") or ""),
+                "type": "function",
+                "function": {
+                    "name": str(block.get("name") or ""),
+                    "arguments": json.dumps(initial) if initial else "",
+                },
+            }
+            return self._chunk({"tool_calls": [call]})
         if kind in ("thinking", "redacted_thinking"):
             ordinal = self._thinking
             self._thinking += 1
@@ -572,35 +572,32 @@ class MessagesEventReader:
                 fragment["thinking"] = block.get("thinking") or ""
                 if block.get("signature"):
                     fragment["signature"] = block["signature"]
-            return self._chunk(ChoiceDelta(thinking_blocks=[fragment]))
+            return self._chunk({"thinking_blocks": [fragment]})
         self._blocks[index] = ("text", 0)  # type: ignore[index]
         text = block.get("text")
-        return self._chunk(ChoiceDelta(content=text)) if text else None
+        return self._chunk({"content": text}) if text else None
 
     def _block_delta(self, payload: dict[str, Any]) -> ChatCompletionChunk | None:
         delta = payload.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta":
-            return self._chunk(ChoiceDelta(content=delta.get("text") or ""))
+            return self._chunk({"content": delta.get("text") or ""})
         _, ordinal = self._blocks.get(payload.get("index"), ("", 0))  # type: ignore[arg-type]
         if kind == "input_json_delta":
-            call = ChoiceDeltaToolCall(
-                index=ordinal,
-                function=ChoiceDeltaToolCallFunction(arguments=delta.get("partial_json") or ""),
-            )
-            return self._chunk(ChoiceDelta(tool_calls=[call]))
+            call = {"index": ordinal, "function": {"arguments": delta.get("partial_json") or ""}}
+            return self._chunk({"tool_calls": [call]})
         if kind == "thinking_delta":
             fragment = {"index": ordinal, "thinking": delta.get("thinking") or ""}
-            return self._chunk(ChoiceDelta(thinking_blocks=[fragment]))
+            return self._chunk({"thinking_blocks": [fragment]})
         if kind == "signature_delta":
             fragment = {"index": ordinal, "signature": delta.get("signature") or ""}
-            return self._chunk(ChoiceDelta(thinking_blocks=[fragment]))
+            return self._chunk({"thinking_blocks": [fragment]})
         return None  # citations and future delta kinds: nothing to accumulate
 
     def _message_delta(self, payload: dict[str, Any]) -> ChatCompletionChunk | None:
         delta = payload.get("delta") or {}
         self.stop_reason = delta.get("stop_reason")
-        chunk = self._chunk(ChoiceDelta(), finish_reason(self.stop_reason) or "stop")
+        chunk = self._chunk({}, finish_reason(self.stop_reason) or "stop")
         end = payload.get("usage")
         chunk.usage = _merged_usage(self._start_usage, end if isinstance(end, Mapping) else None)
         return chunk
