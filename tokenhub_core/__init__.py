@@ -10,7 +10,9 @@ from tokenhub_core.catalog import (
     ModelInfo,
     cost_usd,
     price_call,
+    price_usage,
     resolve_model,
+    set_cache_pricing,
 )
 from tokenhub_core.client import DEFAULT_BASE_URL, AsyncChatStream, ChatStream, TokenHubClient
 from tokenhub_core.cost import CostMeter, track_cost
@@ -69,6 +71,8 @@ __all__ = [
     "__version__",
     "cost_usd",
     "price_call",
+    "price_usage",
     "resolve_model",
+    "set_cache_pricing",
     "track_cost",
 ]

@@ -24,6 +24,7 @@ from tokenhub_core.cost import CallMeters
 from tokenhub_core.errors import (
     APIConnectionError,
     APIResponseError,
+    APIStatusError,
     APITimeoutError,
     TokenHubError,
     make_status_error,
@@ -61,22 +62,30 @@ _log = logging.getLogger("tokenhub")
 
 
 class AuthHeaders(dict[str, str]):
-    """Request headers whose repr hides the Authorization value (tracebacks show locals)."""
+    """Request headers whose repr hides the key's headers (tracebacks show locals)."""
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k.lower() == "authorization" else v) for k, v in self.items()}
+        hidden = ("authorization", "x-api-key")
+        shown = {k: ("***" if k.lower() in hidden else v) for k, v in self.items()}
         return f"AuthHeaders({shown!r})"
 
 
 class Call:
     """Everything about one call that is decided before anything is sent."""
 
-    __slots__ = ("content", "headers", "meters", "model", "stream", "timeout")
+    __slots__ = ("content", "headers", "meters", "model", "protocol", "stream", "timeout")
 
     def __init__(
-        self, model: str, content: bytes, stream: bool, meters: CallMeters, headers: AuthHeaders
+        self,
+        model: str,
+        content: bytes,
+        stream: bool,
+        meters: CallMeters,
+        headers: AuthHeaders,
+        protocol: str = "chat/completions",
     ) -> None:
         self.model = model
+        self.protocol = protocol
         self.content = content
         self.stream = stream
         self.meters = meters
@@ -166,6 +175,13 @@ class Lifecycle:
         )
         return self._retry_or_raise(error, retryable=status_is_retryable(status_code, headers))
 
+    def stream_refused(self, error: APIStatusError) -> float:
+        """An error event that ended a 200 stream before it produced anything (Claude's
+        ``overloaded_error``): like an error status, the delay before the next attempt, or raise."""
+        self.in_flight = False
+        retryable = status_is_retryable(error.status_code, {})
+        return self._retry_or_raise(error, retryable=retryable)
+
     def _retry_or_raise(self, error: TokenHubError, *, retryable: bool) -> float:
         delay = retry_delay(
             error, attempt=self.attempt, max_retries=self.max_retries, retryable=retryable
@@ -196,7 +212,7 @@ class Lifecycle:
             )
         self.in_flight = False
         self.settled = True
-        meters.record(served_model, usage.prompt_tokens, usage.completion_tokens)
+        meters.record(served_model, usage)
 
     def settle(self, usage: Usage | None = None, served_model: str | None = None) -> None:
         """End the call's account, once: the usage seen if believable, else the worst case if an
@@ -206,7 +222,7 @@ class Lifecycle:
         self.settled = True
         meters = self.call.meters
         if usage is not None and impossible_usage(usage, meters.max_tokens) is None:
-            meters.record(served_model, usage.prompt_tokens, usage.completion_tokens)
+            meters.record(served_model, usage)
         elif self.in_flight:
             meters.charge_worst_case()
         else:

@@ -21,13 +21,33 @@ import httpx
 
 from tokenhub_core._lifecycle import MAX_REPLY_BYTES, Lifecycle
 from tokenhub_core.cost import run_when_safe
-from tokenhub_core.errors import APIResponseError, StreamInterruptedError, request_id_from
+from tokenhub_core.errors import (
+    APIResponseError,
+    APIStatusError,
+    StreamInterruptedError,
+    request_id_from,
+)
+from tokenhub_core.native import MessagesEventReader
 from tokenhub_core.sse import SSEDecoder
 from tokenhub_core.stream import ChunkAccumulator, completion_to_chunks
 from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, Usage, loads, parse_lenient
 
 if TYPE_CHECKING:
     from tokenhub_core.client import TokenHubClient
+
+
+def client_sleep(seconds: float) -> None:
+    """The client module's sleep (replaceable in tests), looked up at call time."""
+    from tokenhub_core import client
+
+    client._sleep(seconds)
+
+
+async def client_asleep(seconds: float) -> None:
+    from tokenhub_core import client
+
+    await client._asleep(seconds)
+
 
 __all__ = ["AsyncChatStream", "ChatStream", "error_event", "is_json"]
 
@@ -56,18 +76,39 @@ def is_json(headers: Mapping[str, str]) -> bool:
 
 
 class _StreamReader:
-    """Streamed bytes in, chunks out: SSE, ``[DONE]``, error events, accumulation, size cap."""
+    """Streamed bytes in, chunks out: SSE, ``[DONE]`` or ``message_stop``, error events,
+    accumulation, size cap. An error event after chunks in the same read is raised on the next
+    call, so the chunks before it are not lost."""
 
-    __slots__ = ("_decoder", "_received", "accumulator", "done", "request_id")
+    __slots__ = (
+        "_decoder",
+        "_error",
+        "_native",
+        "_received",
+        "accumulator",
+        "done",
+        "protocol",
+        "request_id",
+    )
 
-    def __init__(self, request_id: str | None) -> None:
+    def __init__(self, request_id: str | None, protocol: str) -> None:
         self._decoder = SSEDecoder()
         self._received = 0
+        self._error: Exception | None = None
+        self._native = MessagesEventReader(request_id) if protocol == "messages" else None
+        self.protocol = protocol
         self.accumulator = ChunkAccumulator()
         self.done = False
         self.request_id = request_id
 
+    @property
+    def started(self) -> bool:
+        """Whether any chunk has been produced (a retry would then repeat what was read)."""
+        return self.accumulator.chunk_count > 0
+
     def feed(self, data: bytes) -> list[ChatCompletionChunk]:
+        if self._error is not None:
+            raise self._error
         self._received += len(data)
         if self._received > MAX_REPLY_BYTES:
             raise APIResponseError(
@@ -75,45 +116,65 @@ class _StreamReader:
                 " reply; reading stopped",
                 request_id=self.request_id,
             )
-        chunks = []
-        for event in self._decoder.decode(data):
-            if self.done:
-                continue
-            if event.data == "[DONE]":
-                self.done = True
-                continue
-            if not event.data.strip():  # an empty data: line used as a keep-alive
-                continue
-            if event.event == "error":
-                raise error_event(_loads_or_text(event.data), self.request_id)
-            try:
-                chunk = parse_lenient(ChatCompletionChunk, event.data)
-            except (ValueError, RecursionError):  # ValidationError is a ValueError
-                raise APIResponseError(
-                    f"malformed stream event: {event.data[:120]!r}", request_id=self.request_id
-                ) from None
-            extra = chunk.__pydantic_extra__
-            if extra and "error" in extra:
-                raise error_event(extra["error"], self.request_id)
-            self.accumulator.add(chunk)
-            chunks.append(chunk)
+        chunks: list[ChatCompletionChunk] = []
+        try:
+            for event in self._decoder.decode(data):
+                if self.done:
+                    continue
+                chunk = self._chunk(event.event, event.data)
+                if chunk is not None:
+                    self.accumulator.add(chunk)
+                    chunks.append(chunk)
+        except (APIResponseError, APIStatusError) as exc:
+            if not chunks:
+                raise
+            self._error = exc
         return chunks
+
+    def _chunk(self, name: str | None, data: str) -> ChatCompletionChunk | None:
+        native = self._native
+        if native is not None:
+            if not data.strip():
+                return None
+            chunk = native.event(name, data)
+            self.done = native.done
+            return chunk
+        if data == "[DONE]":
+            self.done = True
+            return None
+        if not data.strip():  # an empty data: line used as a keep-alive
+            return None
+        if name == "error":
+            raise error_event(_loads_or_text(data), self.request_id)
+        try:
+            chunk = parse_lenient(ChatCompletionChunk, data)
+        except (ValueError, RecursionError):  # ValidationError is a ValueError
+            raise APIResponseError(
+                f"malformed stream event: {data[:120]!r}", request_id=self.request_id
+            ) from None
+        extra = chunk.__pydantic_extra__
+        if extra and "error" in extra:
+            raise error_event(extra["error"], self.request_id)
+        return chunk
 
     def feed_json(self, content: bytes, headers: Mapping[str, str]) -> list[ChatCompletionChunk]:
         """A ``stream=true`` request answered with a plain JSON body: replay it as chunks."""
-        from tokenhub_core.client import parse_completion
+        from tokenhub_core.client import parse_reply
 
-        chunks = completion_to_chunks(parse_completion(content, headers))
+        chunks = completion_to_chunks(parse_reply(content, headers, self.protocol))
         for chunk in chunks:
             self.accumulator.add(chunk)
         self.done = True
         return chunks
 
     def end(self) -> None:
+        if self._error is not None:
+            raise self._error
         self._decoder.flush()
         if not self.done and not self.accumulator.finished:
+            ending = "message_stop" if self._native is not None else "[DONE]"
             raise StreamInterruptedError(
-                "the stream ended before the reply finished (no finish_reason, no [DONE])",
+                f"the stream ended before the reply finished (no finish_reason, no {ending})",
                 partial=self.accumulator.completion(),
                 request_id=self.request_id,
             )
@@ -136,8 +197,8 @@ class _StreamState:
     def __init__(self) -> None:
         self.reader: _StreamReader | None = None
 
-    def start(self, response: httpx.Response) -> _StreamReader:
-        self.reader = _StreamReader(request_id_from(response.headers))
+    def start(self, response: httpx.Response, protocol: str) -> _StreamReader:
+        self.reader = _StreamReader(request_id_from(response.headers), protocol)
         return self.reader
 
     @property
@@ -164,24 +225,39 @@ def _finish(life: Lifecycle, reader: _StreamReader) -> None:
     life.finish(accumulator.model, accumulator.usage, reader.request_id)
 
 
+def _retry_delay(life: Lifecycle, reader: _StreamReader, exc: APIStatusError) -> float:
+    """The delay before retrying a stream that failed before producing anything; or raise."""
+    if reader.started:
+        raise exc
+    return life.stream_refused(exc)
+
+
 def _chunks(
     client: TokenHubClient, life: Lifecycle, state: _StreamState
 ) -> Generator[ChatCompletionChunk, None, None]:
-    response = client._open(life)
-    reader = state.start(response)
-    try:
-        if is_json(response.headers):
-            yield from reader.feed_json(client._read(response, life), response.headers)
-        else:
-            for data in response.iter_bytes():
-                life.check_deadline()
-                yield from reader.feed(data)
-        _finish(life, reader)
-    except httpx.TransportError as exc:
-        raise reader.interrupted(exc) from exc
-    finally:
-        run_when_safe(response.close)
-        life.settle(state.final_usage, state.served_model)
+    while True:
+        response = client._open(life)
+        reader = state.start(response, life.call.protocol)
+        retrying, delay = False, 0.0
+        try:
+            if is_json(response.headers):
+                yield from reader.feed_json(client._read(response, life), response.headers)
+            else:
+                for data in response.iter_bytes():
+                    life.check_deadline()
+                    yield from reader.feed(data)
+            _finish(life, reader)
+            return
+        except APIStatusError as exc:  # an error event in a 200 stream
+            delay = _retry_delay(life, reader, exc)
+            retrying = True
+        except httpx.TransportError as exc:
+            raise reader.interrupted(exc) from exc
+        finally:
+            run_when_safe(response.close)
+            if not retrying:
+                life.settle(state.final_usage, state.served_model)
+        client_sleep(delay)
 
 
 class _StreamBase:
@@ -288,11 +364,25 @@ class AsyncChatStream(_StreamBase):
             raise
 
     async def _next(self) -> ChatCompletionChunk:
+        while True:
+            try:
+                return await self._read_next()
+            except APIStatusError as exc:
+                reader = self._state.reader
+                if self._response is None or reader is None:
+                    raise  # an error status, already past the lifecycle's retries
+                delay = _retry_delay(self._life, reader, exc)
+                response, self._response, self._bytes = self._response, None, None
+                if response is not None:
+                    await response.aclose()
+                await client_asleep(delay)
+
+    async def _read_next(self) -> ChatCompletionChunk:
         life = self._life
         if self._response is None:
             self._loop = asyncio.get_running_loop()
             self._response = response = await self._client._aopen(life)
-            started = self._state.start(response)
+            started = self._state.start(response, life.call.protocol)
             if is_json(response.headers):
                 content = await self._client._aread(response, life)
                 self._pending.extend(started.feed_json(content, response.headers))

@@ -10,9 +10,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from tokenhub_core.catalog import DEFAULT_MODEL, MODELS, cost_usd
+from tokenhub_core.catalog import DEFAULT_MODEL, MODELS, price_usage
 from tokenhub_core.client import TokenHubClient
 from tokenhub_core.errors import TokenHubError
+from tokenhub_core.params import PROTOCOLS
 from tokenhub_core.wire import Usage
 
 __all__ = ["main"]
@@ -36,6 +37,17 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, default=None, help="maximum output tokens")
     chat.add_argument("--temperature", type=float, default=None, help="0.0 to 1.0")
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    chat.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="chat/completions",
+        help="the wire protocol: chat/completions (default) or Claude's own messages",
+    )
+    chat.add_argument(
+        "--thinking",
+        type=_positive(int),
+        help="extended thinking budget in tokens (>= 1024; needs --protocol messages)",
+    )
 
     _add_batch_parser(commands)
 
@@ -77,6 +89,12 @@ def _add_batch_parser(commands: Any) -> None:
     batch.add_argument(
         "--max-attempts", type=_positive(int), default=6, help="attempts per row (6)"
     )
+    batch.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="chat/completions",
+        help="the wire protocol: chat/completions (default) or Claude's own messages",
+    )
     batch.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -96,6 +114,7 @@ def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             max_concurrency=args.max_concurrency,
             max_attempts=args.max_attempts,
             progress=printer,
+            client=TokenHubClient(max_retries=0, protocol=args.protocol),
         )
     except (FileNotFoundError, IsADirectoryError) as exc:
         raise _Usage(f"cannot read {exc.filename}: {exc.strerror}") from None
@@ -140,10 +159,16 @@ def _models_table() -> str:
 def _summary(model: str, usage: Usage | None) -> str:
     if usage is None:
         return f"[{model}: the server reported no usage]"
-    cost = cost_usd(model, usage.prompt_tokens, usage.completion_tokens)
+    _, cost = price_usage(model, None, usage)
     price = "cost unknown (model not in the catalog)" if cost is None else f"${cost:.6f}"
+    cached = ""
+    if usage.cache_read_tokens or usage.cache_creation_tokens:
+        cached = (
+            f" ({usage.cache_read_tokens} read from cache, {usage.cache_creation_tokens} written)"
+        )
     return (
-        f"[{model}: {usage.prompt_tokens} input + {usage.completion_tokens} output tokens, {price}]"
+        f"[{model}: {usage.prompt_tokens} input{cached} + {usage.completion_tokens} output tokens,"
+        f" {price}]"
     )
 
 
@@ -152,15 +177,24 @@ def _chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.system:
         messages.insert(0, {"role": "system", "content": args.system})
     params = {"max_tokens": args.max_tokens, "temperature": args.temperature}
-    client = TokenHubClient()
+    if args.thinking is not None:
+        params["thinking"] = args.thinking
+        params["max_tokens"] = params["max_tokens"] or args.thinking + 1024
+    client = TokenHubClient(protocol=args.protocol)
     if args.no_stream:
         completion = client.chat(model=args.model, messages=messages, **params)
+        if completion.choices[0].message.reasoning_content:
+            err.write(completion.choices[0].message.reasoning_content + "\n")
         out.write((completion.choices[0].message.content or "") + "\n")
         served, usage = completion.model or args.model, completion.usage
     else:
         stream = client.stream(model=args.model, messages=messages, **params)
         for chunk in stream:
             for choice in chunk.choices:
+                for thinking in choice.delta.thinking_blocks or ():
+                    if thinking.get("thinking"):
+                        err.write(thinking["thinking"])
+                        err.flush()
                 if choice.delta.content:
                     out.write(choice.delta.content)
                     out.flush()

@@ -41,8 +41,16 @@ from tokenhub_core.errors import (
     redact,
     request_id_from,
 )
-from tokenhub_core.params import build_body, estimate_tokens, normalize_timeout
-from tokenhub_core.wire import ChatCompletion, parse_lenient
+from tokenhub_core.native import ANTHROPIC_VERSION, parse_message, to_messages_body
+from tokenhub_core.params import (
+    MESSAGES,
+    _cache_writes,
+    build_body,
+    estimate_tokens,
+    normalize_protocol,
+    normalize_timeout,
+)
+from tokenhub_core.wire import ChatCompletion, loads, parse_lenient
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncChatStream", "ChatStream", "ClientSlot", "TokenHubClient"]
 
@@ -86,6 +94,21 @@ def parse_completion(content: bytes, headers: Mapping[str, str]) -> ChatCompleti
         )
     completion._request_id = request_id
     return completion
+
+
+def parse_reply(content: bytes, headers: Mapping[str, str], protocol: str) -> ChatCompletion:
+    """A 200 body of either protocol as ``chat.completion``; `APIResponseError` if it is not."""
+    if protocol != MESSAGES:
+        return parse_completion(content, headers)
+    request_id = request_id_from(headers)
+    try:
+        data = loads(content)
+    except ValueError:
+        raise APIResponseError(
+            _describe_body(content, headers).replace("chat completion", "message"),
+            request_id=request_id,
+        ) from None
+    return parse_message(data, request_id)
 
 
 def check_api_key(key: str) -> str:
@@ -162,7 +185,11 @@ def _read_timeout_within(timeout: httpx.Timeout, deadline_s: float | None) -> di
 
 
 class TokenHubClient:
-    """A client for TokenHub's OpenAI-compatible ``/chat/completions`` endpoint.
+    """A client for TokenHub: its OpenAI-compatible ``/chat/completions`` endpoint, or Claude's own
+    ``/messages`` (prompt caching, extended thinking, PDFs) with ``protocol="messages"``.
+
+    Requests are given, and replies returned, in the same OpenAI shape on both protocols
+    (`tokenhub_core.native` translates).
 
     Args:
         api_key: ``th-...`` key; defaults to ``TOKENHUB_API_KEY``. A missing key is an error at
@@ -178,6 +205,10 @@ class TokenHubClient:
             them). Without them, every client shares one pool per process (async: per event loop).
         deadline: seconds one attempt may take in all, however the server trickles its bytes
             (``timeout`` bounds each read; this bounds their sum). None: no limit.
+        protocol: ``"chat/completions"`` (the default) or ``"messages"``: Claude's Messages API,
+            at ``{base_url}/messages`` when the base URL ends in ``/v1`` (TokenHub's default),
+            else at ``{base_url}/v1/messages`` (an Anthropic-style base such as
+            ``https://tokenhub.store/api``).
     """
 
     def __init__(
@@ -190,9 +221,11 @@ class TokenHubClient:
         http_client: httpx.Client | None = None,
         http_async_client: httpx.AsyncClient | None = None,
         deadline: float | None = DEFAULT_DEADLINE_S,
+        protocol: str = "chat/completions",
     ) -> None:
         if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
             raise InvalidParameterError("max_retries", max_retries, "a non-negative integer")
+        self.protocol = normalize_protocol(protocol)
         _check_deadline(deadline)
         if isinstance(api_key, SecretStr):
             api_key = api_key.get_secret_value()
@@ -219,7 +252,8 @@ class TokenHubClient:
 
     def __repr__(self) -> str:
         key = "set" if self._api_key is not None else "from env"
-        return f"TokenHubClient(base_url={self.base_url!r}, api_key=<{key}>)"
+        protocol = f", protocol={self.protocol!r}" if self.protocol == MESSAGES else ""
+        return f"TokenHubClient(base_url={self.base_url!r}, api_key=<{key}>{protocol})"
 
     # The request path shared by every call.
 
@@ -237,8 +271,15 @@ class TokenHubClient:
         cached = self._urls
         if given != cached[0]:
             base_url = check_base_url(given)
-            cached = self._urls = (given, base_url, httpx.URL(f"{base_url}/chat/completions"))
+            cached = self._urls = (given, base_url, httpx.URL(self._endpoint(base_url)))
         return cached[1], cached[2]
+
+    def _endpoint(self, base_url: str) -> str:
+        if self.protocol != MESSAGES:
+            return f"{base_url}/chat/completions"
+        if httpx.URL(base_url).path.rstrip("/").endswith("/v1"):
+            return f"{base_url}/messages"
+        return f"{base_url}/v1/messages"
 
     def _lifecycle(
         self,
@@ -252,24 +293,33 @@ class TokenHubClient:
         timeout = params.pop("timeout", None)
         deadline = params.pop("deadline", self.deadline)
         _check_deadline(deadline)
-        body = build_body(model, messages, stream=stream, **params)
+        protocol = self.protocol
+        body = build_body(model, messages, stream=stream, protocol=protocol, **params)
         meters = CallMeters(
-            model, estimate_tokens(body["messages"], body.get("tools")), body["max_tokens"]
+            model,
+            estimate_tokens(body["messages"], body.get("tools")),
+            body["max_tokens"],
+            cache_writes=_cache_writes(body),
         )
         meters.check()
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        wire_body = to_messages_body(body) if protocol == MESSAGES else body
+        content = json.dumps(wire_body, separators=(",", ":"), ensure_ascii=False).encode()
+        key = self._key()
         headers = AuthHeaders(
             {
-                "Authorization": "Bearer " + self._key(),
+                "Authorization": "Bearer " + key,
                 "Content-Type": "application/json",
                 "Accept": "text/event-stream" if stream else "application/json",
                 "User-Agent": f"tokenhub-integrations/{__version__}",
             }
         )
+        if protocol == MESSAGES:
+            headers["x-api-key"] = key
+            headers["anthropic-version"] = ANTHROPIC_VERSION
         headers.update(self.default_headers)
         if extra_headers:
             headers.update(extra_headers)
-        call = Call(model, content, stream, meters, headers)
+        call = Call(model, content, stream, meters, headers, protocol)
         if timeout is not None or deadline != self.deadline:
             call.timeout = _read_timeout_within(
                 self.timeout if timeout is None else normalize_timeout(timeout), deadline
@@ -362,7 +412,7 @@ class TokenHubClient:
                     continue
                 finally:
                     response.close()
-                completion = parse_completion(content, response.headers)
+                completion = parse_reply(content, response.headers, life.call.protocol)
                 life.finish(completion.model, completion.usage, completion.request_id)
                 return completion
         except BaseException:
@@ -448,7 +498,7 @@ class TokenHubClient:
                     continue
                 finally:
                     await response.aclose()
-                completion = parse_completion(content, response.headers)
+                completion = parse_reply(content, response.headers, life.call.protocol)
                 life.finish(completion.model, completion.usage, completion.request_id)
                 return completion
         except BaseException:
@@ -494,6 +544,7 @@ class ClientSlot:
         http_client: httpx.Client | None,
         http_async_client: httpx.AsyncClient | None,
         deadline: float | None = DEFAULT_DEADLINE_S,
+        protocol: str = "chat/completions",
     ) -> TokenHubClient:
         settings = (
             api_key,
@@ -504,6 +555,7 @@ class ClientSlot:
             http_client,
             http_async_client,
             deadline,
+            protocol,
         )
         client = self._client
         if client is None or settings != self._settings:
@@ -516,6 +568,7 @@ class ClientSlot:
                 http_client=http_client,
                 http_async_client=http_async_client,
                 deadline=deadline,
+                protocol=protocol,
             )
             self._client, self._settings = client, settings
         return client

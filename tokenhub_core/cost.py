@@ -6,7 +6,9 @@ them) or, for a thread that carries none of its own (a plain ``threading.Thread`
 ``ThreadPoolExecutor`` worker, ``run_in_executor``), every ``track_cost(threads=True)`` block open
 in the process. Amounts are exact `Decimal`s, shown as floats.
 
-A call is priced once, by `tokenhub_core.catalog.price_call`. When the server's usage for a call
+A call is priced once, by `tokenhub_core.catalog.price_call` (cache reads and writes at their own
+prices); ``cache_saved_usd`` is what those calls would have cost without prompt caching, minus what
+they cost. When the server's usage for a call
 that may have been billed never arrives (a stream abandoned or cut short, a timed-out attempt that
 is retried, a reply whose usage cannot be true), the call is charged its worst case and counted
 in ``estimated_calls`` / ``estimated_usd``: a budget can only be passed by a server that bills more
@@ -24,10 +26,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tokenhub_core.catalog import canonical_model_id, price_call, resolve_model
+from tokenhub_core.catalog import canonical_model_id, price_usage, resolve_model
 from tokenhub_core.errors import BudgetExceededError
+
+if TYPE_CHECKING:
+    from tokenhub_core.wire import Usage
 
 __all__ = ["CallMeters", "CostMeter", "ModelSpend", "track_cost"]
 
@@ -110,6 +115,9 @@ class CostMeter:
         self._estimated_calls = 0
         self._input_tokens = 0
         self._output_tokens = 0
+        self._cache_read_tokens = 0
+        self._cache_write_tokens = 0
+        self._cache_saved = _ZERO
         self._by_model: dict[str, ModelSpend] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -119,6 +127,9 @@ class CostMeter:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        for name in ("_cache_read_tokens", "_cache_write_tokens"):
+            self.__dict__.setdefault(name, 0)
+        self.__dict__.setdefault("_cache_saved", _ZERO)
         self._lock = threading.Lock()
 
     @property
@@ -145,6 +156,27 @@ class CostMeter:
     def output_tokens(self) -> int:
         run_deferred()
         return self._output_tokens
+
+    @property
+    def cache_read_tokens(self) -> int:
+        """Prompt tokens read from the prompt cache (counted in ``input_tokens`` too)."""
+        run_deferred()
+        return self._cache_read_tokens
+
+    @property
+    def cache_write_tokens(self) -> int:
+        """Prompt tokens written to the prompt cache (counted in ``input_tokens`` too)."""
+        run_deferred()
+        return self._cache_write_tokens
+
+    @property
+    def cache_saved_usd(self) -> float:
+        """What the calls would have cost without prompt caching, minus what they cost.
+
+        Negative while cache writes (priced above the input price) have not been read back.
+        """
+        run_deferred()
+        return float(self._cache_saved)
 
     @property
     def estimated_calls(self) -> int:
@@ -204,6 +236,9 @@ class CostMeter:
         completion: int,
         cost: Decimal,
         estimated: bool,
+        cache_read: int = 0,
+        cache_write: int = 0,
+        cache_saved: Decimal = _ZERO,
     ) -> None:
         """Drop a hold and, unless ``model_id`` is None, record a call: in one step."""
         with self._lock:
@@ -215,6 +250,9 @@ class CostMeter:
             self._input_tokens += prompt
             self._output_tokens += completion
             self._total += cost
+            self._cache_read_tokens += cache_read
+            self._cache_write_tokens += cache_write
+            self._cache_saved += cache_saved
             spend = self._by_model.setdefault(model_id, ModelSpend())
             spend.calls += 1
             spend.input_tokens += prompt
@@ -228,10 +266,17 @@ class CostMeter:
     def __repr__(self) -> str:
         budget = "" if self._budget is None else f", budget_usd={self.budget_usd}"
         estimated = f", estimated_calls={self.estimated_calls}" if self.estimated_calls else ""
+        cache = ""
+        if self.cache_read_tokens or self.cache_write_tokens:
+            cache = (
+                f", cache_read_tokens={self.cache_read_tokens}, "
+                f"cache_write_tokens={self.cache_write_tokens}, "
+                f"cache_saved_usd={self.cache_saved_usd:.6f}"
+            )
         return (
             f"CostMeter(calls={self.calls}, input_tokens={self.input_tokens}, "
             f"output_tokens={self.output_tokens}, total_usd={self.total_usd:.6f}"
-            f"{estimated}{budget})"
+            f"{cache}{estimated}{budget})"
         )
 
     def _repr_html_(self) -> str:
@@ -245,6 +290,12 @@ class CostMeter:
             f"<th>{self.output_tokens:,}</th><th>${self.total:.6f}</th></tr>"
         )
         notes = ""
+        if self.cache_read_tokens or self.cache_write_tokens:
+            notes += (
+                f"<p>prompt cache: {self.cache_read_tokens:,} tokens read, "
+                f"{self.cache_write_tokens:,} written; saved ${self.cache_saved_usd:.6f} "
+                "against the same calls without caching</p>"
+            )
         if self.estimated_calls:
             notes += (
                 f"<p>{self.estimated_calls} call(s) charged at their worst case "
@@ -305,14 +356,26 @@ class CallMeters:
 
     __slots__ = ("_held", "_meters", "_model", "_prompt_tokens", "_worst", "max_tokens")
 
-    def __init__(self, model: str, prompt_tokens: int, max_tokens: int) -> None:
+    def __init__(
+        self, model: str, prompt_tokens: int, max_tokens: int, *, cache_writes: str | None = None
+    ) -> None:
         self._meters = active_meters()
         self._model = model
         self._prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
         self._held = False
         info = resolve_model(model) if self._meters else None
-        self._worst = None if info is None else info.cost_usd(prompt_tokens, max_tokens)
+        # A request with cache breakpoints may be billed its whole prompt as cache writes.
+        self._worst = (
+            None
+            if info is None
+            else info.cost_usd(
+                prompt_tokens,
+                max_tokens,
+                cache_write_5m_tokens=prompt_tokens if cache_writes == "5m" else 0,
+                cache_write_1h_tokens=prompt_tokens if cache_writes == "1h" else 0,
+            )
+        )
 
     @property
     def metered(self) -> bool:
@@ -339,7 +402,13 @@ class CallMeters:
         self._held = True
 
     def _settle(
-        self, model_id: str | None, prompt: int, completion: int, cost: Decimal, estimated: bool
+        self,
+        model_id: str | None,
+        prompt: int,
+        completion: int,
+        cost: Decimal,
+        estimated: bool,
+        cache: tuple[int, int, Decimal] = (0, 0, _ZERO),
     ) -> None:
         held = self._worst if self._held else None
         self._held = False
@@ -349,7 +418,7 @@ class CallMeters:
 
         def settle() -> None:
             for meter in meters:
-                meter._settle(held, model_id, prompt, completion, cost, estimated)
+                meter._settle(held, model_id, prompt, completion, cost, estimated, *cache)
 
         run_when_safe(settle)
 
@@ -357,12 +426,26 @@ class CallMeters:
         """Drop the hold: nothing was billed."""
         self._settle(None, 0, 0, _ZERO, False)
 
-    def record(self, served_model: str | None, prompt_tokens: int, completion_tokens: int) -> None:
+    def record(self, served_model: str | None, usage: Usage) -> None:
         """Record the call with the server's usage, priced by the catalog; drop the hold."""
         if not self._meters:
             return
-        model_id, cost = price_call(self._model, served_model, prompt_tokens, completion_tokens)
-        self._settle(model_id, prompt_tokens, completion_tokens, cost or _ZERO, False)
+        model_id, cost = price_usage(self._model, served_model, usage)
+        cost = cost or _ZERO
+        reads, writes = usage.cache_read_tokens, usage.cache_creation_tokens
+        saved = _ZERO
+        if reads or writes:
+            info = resolve_model(model_id)
+            if info is not None:
+                saved = info.cost_usd(usage.prompt_tokens, usage.completion_tokens) - cost
+        self._settle(
+            model_id,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            cost,
+            False,
+            (reads, writes, saved),
+        )
 
     def charge_worst_case(self) -> None:
         """Record an attempt that may have been billed, at its worst case; drop the hold."""

@@ -16,6 +16,12 @@ conversation always gives one request:
   where it is, rather than silently replaced: the caller decides what the text should be;
 - ``cache_control`` on a text part is passed through (OpenAI-compatible gateways for Claude honor
   it as a prompt-cache breakpoint).
+
+Claude's own parts ride in the same OpenAI-shaped messages, in Anthropic's shapes: ``document``
+parts (PDF or plain text; base64, URL or text source) in user and tool content, and ``thinking`` /
+``redacted_thinking`` parts at the head of an assistant turn. On ``protocol="messages"`` they are
+sent as they are (`tokenhub_core.native`); on ``chat/completions``, which has no place for them, a
+document is refused (naming ``protocol="messages"``) and thinking parts are left out.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "MAX_STOP_SEQUENCES",
     "PARAMETER_ALIASES",
+    "PROTOCOLS",
     "REQUEST_PARAMS",
     "ROLES",
     "SUPPORTED_IMAGE_TYPES",
@@ -50,7 +57,9 @@ __all__ = [
     "check_sampling_params",
     "estimate_tokens",
     "normalize_messages",
+    "normalize_protocol",
     "normalize_stop",
+    "normalize_thinking",
     "normalize_timeout",
     "normalize_tool_call_id",
 ]
@@ -77,8 +86,21 @@ REQUEST_PARAMS = frozenset(
         "seed",
         "metadata",
         "stream_options",
+        "thinking",
+        "top_k",
+        "cache_control",
     }
 )
+
+CHAT_COMPLETIONS = "chat/completions"
+MESSAGES = "messages"
+PROTOCOLS = (CHAT_COMPLETIONS, MESSAGES)
+_PROTOCOL_SPELLINGS = {"chat/completions": CHAT_COMPLETIONS, "chat_completions": CHAT_COMPLETIONS,
+                       "messages": MESSAGES}  # fmt: skip
+DOCUMENT_MEDIA_TYPES = ("application/pdf", "text/plain")
+MIN_THINKING_BUDGET = 1024
+_CACHE_TTLS = ("5m", "1h")
+_THINKING_PARTS = ("thinking", "redacted_thinking")
 
 # The names a ChatOpenAI / OpenAILike user brings, accepted by both adapters for ours.
 PARAMETER_ALIASES: Mapping[str, str] = {
@@ -263,6 +285,199 @@ def check_image_url(url: Any) -> None:
         ) from None
 
 
+def normalize_protocol(protocol: Any) -> str:
+    """``"chat/completions"`` (also spelled ``"chat_completions"``) or ``"messages"``.
+
+    Raises:
+        InvalidParameterError: anything else.
+    """
+    if isinstance(protocol, str) and protocol in _PROTOCOL_SPELLINGS:
+        return _PROTOCOL_SPELLINGS[protocol]
+    raise InvalidParameterError(
+        "protocol",
+        protocol,
+        '"chat/completions" (OpenAI-compatible, the default) or "messages" (Claude\'s own)',
+    )
+
+
+def check_cache_control(value: Any, where: str) -> None:
+    """A prompt-cache breakpoint: ``{"type": "ephemeral"}``, optionally with ``"ttl"``."""
+    if (
+        not isinstance(value, Mapping)
+        or value.get("type") != "ephemeral"
+        or value.get("ttl", "5m") not in _CACHE_TTLS
+        or set(value) - {"type", "ttl"}
+    ):
+        raise InvalidParameterError(
+            where, value, '{"type": "ephemeral"}, optionally with "ttl": "5m" or "1h"'
+        )
+
+
+def normalize_thinking(thinking: Any) -> dict[str, Any] | None:
+    """The ``thinking`` setting as Claude's dict, or None when thinking is off.
+
+    Accepts None, an int budget (``{"type": "enabled", "budget_tokens": N}``), ``"adaptive"``,
+    ``"disabled"``, or the dict itself.
+
+    Raises:
+        InvalidParameterError: any other value, or a budget below 1024 tokens.
+    """
+    allowed = (
+        'None, a token budget >= 1024, "adaptive", or {"type": "enabled", "budget_tokens": N} /'
+        ' {"type": "adaptive"} / {"type": "disabled"}'
+    )
+    if thinking is None:
+        return None
+    if isinstance(thinking, int) and not isinstance(thinking, bool):
+        thinking = {"type": "enabled", "budget_tokens": thinking}
+    elif isinstance(thinking, str) and thinking in ("adaptive", "disabled", "enabled"):
+        if thinking == "enabled":
+            raise InvalidParameterError(
+                "thinking", thinking, "a budget: thinking=N or {'type': 'enabled', ...}"
+            )
+        thinking = {"type": thinking}
+    if not isinstance(thinking, Mapping) or thinking.get("type") not in (
+        "enabled",
+        "adaptive",
+        "disabled",
+    ):
+        raise InvalidParameterError("thinking", thinking, allowed)
+    out = dict(thinking)
+    if out["type"] == "enabled":
+        budget = out.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < MIN_THINKING_BUDGET:
+            raise InvalidParameterError(
+                "thinking.budget_tokens", budget, f"an integer >= {MIN_THINKING_BUDGET}"
+            )
+    if out.get("display") not in (None, "summarized", "omitted"):
+        raise InvalidParameterError("thinking.display", out["display"], '"summarized" or "omitted"')
+    return out
+
+
+def _check_thinking_rules(body: Mapping[str, Any], thinking: Mapping[str, Any]) -> None:
+    """Claude's rules for a request that thinks, checked before sending."""
+    from tokenhub_core.catalog import resolve_model
+
+    mode = thinking["type"]
+    if mode == "disabled":
+        return
+    info = resolve_model(body["model"])
+    if info is not None and mode not in info.thinking_modes:
+        takes = (
+            " or ".join(f'"{m}"' for m in sorted(info.thinking_modes))
+            if info.thinking_modes
+            else "no extended thinking (leave thinking unset)"
+        )
+        raise InvalidParameterError(
+            "thinking", dict(thinking), f"{info.short_id} takes thinking type {takes}"
+        )
+    budget = thinking.get("budget_tokens")
+    if budget is not None and budget >= body["max_tokens"]:
+        raise InvalidParameterError(
+            "thinking.budget_tokens",
+            budget,
+            f"less than max_tokens ({body['max_tokens']}): thinking counts toward max_tokens",
+        )
+    temperature = body.get("temperature")
+    if temperature is not None and temperature != 1:
+        raise InvalidParameterError(
+            "temperature", temperature, "unset (or 1) when thinking is on: Claude samples itself"
+        )
+    top_p = body.get("top_p")
+    if top_p is not None and not 0.95 <= top_p <= 1:
+        raise InvalidParameterError("top_p", top_p, "from 0.95 to 1 when thinking is on")
+    if body.get("top_k") is not None:
+        raise InvalidParameterError("top_k", body["top_k"], "unset when thinking is on")
+    tool_choice = body.get("tool_choice")
+    if tool_choice is not None and tool_choice not in ("auto", "none"):
+        raise InvalidParameterError(
+            "tool_choice",
+            tool_choice,
+            '"auto" or "none" when thinking is on (Claude cannot think and be forced to a tool)',
+        )
+
+
+def _check_document(part: Mapping[str, Any], where: str) -> None:
+    source = part.get("source")
+    kind = source.get("type") if isinstance(source, Mapping) else None
+    shape = (
+        '{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", '
+        '"data": ...} | {"type": "url", "url": "https://..."} | {"type": "text", '
+        '"media_type": "text/plain", "data": ...}}'
+    )
+    if not isinstance(source, Mapping) or kind not in ("base64", "url", "text"):
+        raise InvalidParameterError(f"{where}.source", source, shape)
+    if kind == "url":
+        url = source.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise InvalidParameterError(f"{where}.source.url", url, "an http(s) URL of a PDF")
+        return
+    media_type = source.get("media_type")
+    data = source.get("data")
+    if kind == "text":
+        if media_type not in (None, "text/plain") or not isinstance(data, str):
+            raise InvalidParameterError(f"{where}.source", kind, 'text/plain "data" as a string')
+        return
+    if media_type != "application/pdf":
+        raise InvalidParameterError(
+            f"{where}.source.media_type",
+            media_type,
+            "application/pdf (send plain text with a text source)",
+        )
+    if not isinstance(data, str) or not data:
+        raise InvalidParameterError(f"{where}.source.data", "(empty)", "base64-encoded PDF data")
+    try:
+        head = base64.b64decode(data[:64].encode("ascii") + b"==", validate=False)
+        base64.b64decode(data.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise InvalidParameterError(
+            f"{where}.source.data", data[:20] + "...", "valid base64 PDF data"
+        ) from None
+    if not head.startswith(b"%PDF"):
+        raise InvalidParameterError(
+            f"{where}.source.data", data[:20] + "...", "a PDF file (it starts with %PDF)"
+        )
+
+
+def _check_parts(content: Any, where: str, *, protocol: str, role: str) -> Any:
+    """Check Claude's own parts and cache breakpoints; drop thinking on chat/completions."""
+    if not isinstance(content, list):
+        return content
+    kept = []
+    for j, part in enumerate(content):
+        if not isinstance(part, Mapping):
+            kept.append(part)
+            continue
+        at = f"{where}.content[{j}]"
+        if "cache_control" in part:
+            check_cache_control(part["cache_control"], f"{at}.cache_control")
+        kind = part.get("type")
+        if kind == "document":
+            if protocol != MESSAGES:
+                raise InvalidParameterError(
+                    at,
+                    "document",
+                    'a text or image part: documents (PDFs) need protocol="messages"',
+                )
+            if role not in ("user", "tool"):
+                raise InvalidParameterError(at, "document", "documents go in user messages")
+            _check_document(part, at)
+        elif kind in _THINKING_PARTS:
+            if role != "assistant":
+                raise InvalidParameterError(at, kind, "thinking parts go in assistant messages")
+            if protocol != MESSAGES:
+                continue  # chat/completions has no place for them
+            needed = "data" if kind == "redacted_thinking" else "signature"
+            if not isinstance(part.get(needed), str) or not part[needed]:
+                raise InvalidParameterError(
+                    f"{at}.{needed}",
+                    part.get(needed),
+                    "the value Claude returned with the block (thinking is sent back verbatim)",
+                )
+        kept.append(part)
+    return kept
+
+
 def normalize_tool_call_id(tool_call_id: str) -> str:
     """Make a tool-call id safe for Claude (``[a-zA-Z0-9_-]``), stably and without collisions."""
     if tool_call_id and not _TOOL_CALL_ID_UNSAFE.search(tool_call_id):
@@ -387,7 +602,7 @@ def _check_message(message: Any, where: str) -> str:
     return str(role)
 
 
-def normalize_messages(messages: Any) -> list[dict[str, Any]]:
+def normalize_messages(messages: Any, *, protocol: str = CHAT_COMPLETIONS) -> list[dict[str, Any]]:
     """The messages Claude will accept, by the rules in this module's docstring.
 
     Returns new dicts; the caller's are not changed. Messages are named by their position in
@@ -405,15 +620,32 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
         role = _check_message(message, where)
         content = message.get("content")
         if role == "system":
-            system += _system_parts(content, where)
+            parts = _system_parts(content, where)
+            if message.get("cache_control") is not None and parts:
+                check_cache_control(message["cache_control"], f"{where}.cache_control")
+                parts[-1]["cache_control"] = dict(message["cache_control"])
+            for j, part in enumerate(parts):
+                if "cache_control" in part:
+                    check_cache_control(
+                        part["cache_control"], f"{where}.content[{j}].cache_control"
+                    )
+            system += parts
             continue
         _check_content_images(content, index)
+        if "cache_control" in message:
+            check_cache_control(message["cache_control"], f"{where}.cache_control")
+        if role == "assistant" and message.get("thinking_blocks"):
+            # A reply message dumped back into the history: its thinking leads the turn.
+            message = {k: v for k, v in message.items() if k != "thinking_blocks"}
+            text = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            content = [*message_thinking(messages[index]), *(text or [])]
+        content = _check_parts(content, where, protocol=protocol, role=role)
         content = _without_blank_parts(content)
         if role == "user" and _is_empty(content):
             raise InvalidParameterError(
                 f"{where}.content",
                 message.get("content"),
-                "non-empty text or an image (Claude rejects an empty user message)",
+                "non-empty text, an image or a document (Claude rejects an empty user message)",
             )
         if role == "assistant" and _is_empty(content):
             if not message.get("tool_calls"):
@@ -432,6 +664,16 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
         joined: Any = system if cached else "\n".join(part["text"] for part in system)
         out.insert(0, {"role": "system", "content": joined})
     return out
+
+
+def message_thinking(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``thinking_blocks`` of a reply message given back in a history, as content parts."""
+    blocks = message.get("thinking_blocks")
+    if not isinstance(blocks, list):
+        raise InvalidParameterError(
+            "thinking_blocks", blocks, "the list of thinking blocks a reply carried"
+        )
+    return [dict(block) for block in blocks]
 
 
 def _surrogate_at(text: str) -> int | None:
@@ -465,15 +707,55 @@ def _check_text(value: Any, path: str = "body") -> None:
             _check_text(item, f"{path}[{i}]")
 
 
+def _mark_last_block(messages: list[dict[str, Any]], cache_control: Mapping[str, Any]) -> None:
+    """Put a request-level ``cache_control`` on the last block of the last message."""
+    last = messages[-1]
+    content = last.get("content")
+    if isinstance(content, str):
+        last["content"] = [{"type": "text", "text": content, "cache_control": dict(cache_control)}]
+    elif isinstance(content, list) and content:
+        content = list(content)
+        content[-1] = {**content[-1], "cache_control": dict(cache_control)}
+        last["content"] = content
+    else:  # an assistant turn of tool calls only
+        last["cache_control"] = dict(cache_control)
+
+
+def _cache_writes(body: Mapping[str, Any]) -> str | None:
+    """The longest TTL among the request's cache breakpoints ("1h", "5m"), or None."""
+    found: set[str] = set()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, Mapping):
+            control = value.get("cache_control")
+            if isinstance(control, Mapping):
+                found.add(str(control.get("ttl", "5m")))
+            for item in value.values():
+                if isinstance(item, (list, Mapping)):
+                    visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(body.get("messages"))
+    visit(body.get("tools"))
+    return "1h" if "1h" in found else "5m" if found else None
+
+
 def build_body(
     model: str,
     messages: Sequence[Mapping[str, Any]],
     *,
     stream: bool,
+    protocol: str = CHAT_COMPLETIONS,
     extra_body: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> dict[str, Any]:
-    """The request body as a plain dict: only what was set, validated, max_tokens defaulted."""
+    """The request body as a plain dict: only what was set, validated, max_tokens defaulted.
+
+    The body is OpenAI-shaped on both protocols; `tokenhub_core.native.to_messages_body` turns
+    it into Claude's own for ``protocol="messages"``.
+    """
     check_known(params, REQUEST_PARAMS, where="the request")
     if extra_body:
         check_no_secrets(extra_body, param="extra_body")
@@ -500,12 +782,40 @@ def build_body(
     n = body.get("n")
     if n is not None and n != 1:
         raise InvalidParameterError("n", n, "1 (Claude returns one choice)")
-    body["messages"] = normalize_messages(body["messages"])
+    # top_k is Claude's own; chat/completions gateways that know it honor it, so it goes on both.
+    # thinking given in extra_body on chat/completions is the caller's deliberate extra.
+    top_k = body.get("top_k")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise InvalidParameterError("top_k", top_k, "a positive integer")
+    thinking = None
+    if protocol == MESSAGES or params.get("thinking") is not None:
+        thinking = normalize_thinking(body.pop("thinking", None))
+    if thinking is not None:
+        if protocol != MESSAGES and thinking["type"] != "disabled":
+            raise InvalidParameterError(
+                "thinking",
+                thinking,
+                'unset: extended thinking needs protocol="messages" (the OpenAI-compatible'
+                " endpoint does not return thinking)",
+            )
+        if protocol == MESSAGES:
+            body["thinking"] = thinking
+    body["messages"] = normalize_messages(body["messages"], protocol=protocol)
+    cache_control = body.pop("cache_control", None)
+    if cache_control is not None:
+        check_cache_control(cache_control, "cache_control")
+        _mark_last_block(body["messages"], cache_control)
+    for i, tool in enumerate(body.get("tools") or ()):
+        if isinstance(tool, Mapping) and "cache_control" in tool:
+            check_cache_control(tool["cache_control"], f"tools[{i}].cache_control")
     _check_tool_choice(body.get("tool_choice"), body.get("tools"))
+    if thinking is not None and protocol == MESSAGES:
+        _check_thinking_rules(body, thinking)
     _check_text(body)
     if stream:
         body["stream"] = True
-        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        if protocol != MESSAGES:
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     else:
         body.pop("stream", None)
         body.pop("stream_options", None)
@@ -518,7 +828,7 @@ def _text_of(content: Any) -> Iterable[str]:
     elif isinstance(content, list):
         for part in content:
             if isinstance(part, Mapping):
-                text = part.get("text")
+                text = part.get("text", part.get("thinking"))
                 if isinstance(text, str):
                     yield text
 
@@ -529,22 +839,53 @@ def _image_count(content: Any) -> int:
     return sum(1 for p in content if isinstance(p, Mapping) and p.get("type") == "image_url")
 
 
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+_PDF_PAGE_TOKENS = 3000  # a page's text plus the page image Claude also reads
+_URL_DOCUMENT_TOKENS = 100 * _PDF_PAGE_TOKENS  # unknown until fetched: Claude's 100-page limit
+
+
+def _document_tokens(content: Any) -> int:
+    """A high estimate of the tokens of the documents in ``content``."""
+    if not isinstance(content, list):
+        return 0
+    tokens = 0
+    for part in content:
+        if not isinstance(part, Mapping) or part.get("type") != "document":
+            continue
+        source = part.get("source") or {}
+        data = source.get("data")
+        if source.get("type") == "url":
+            tokens += _URL_DOCUMENT_TOKENS
+        elif source.get("type") == "text" and isinstance(data, str):
+            tokens += -(-len(data) // 4)
+        elif isinstance(data, str):
+            try:
+                pages = len(_PDF_PAGE.findall(base64.b64decode(data)))
+            except (binascii.Error, ValueError):
+                pages = 0
+            tokens += max(1, pages) * _PDF_PAGE_TOKENS
+    return tokens
+
+
 def estimate_tokens(
     messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
 ) -> int:
-    """An offline estimate of a prompt's tokens: about 4 characters a token, 1600 per image.
+    """An offline estimate of a prompt's tokens: about 4 characters a token, 1600 per image,
+    3000 per PDF page (a URL document counts as Claude's 100-page maximum).
 
     Claude's tokenizer is not public; this errs on the high side, which is what a budget needs.
     """
     chars = 0
     images = 0
+    documents = 0
     for message in messages:
         content = message.get("content")
         chars += sum(len(text) for text in _text_of(content))
         images += _image_count(content)
+        documents += _document_tokens(content)
         for call in message.get("tool_calls") or ():
             function = call.get("function") or {}
             chars += len(function.get("name") or "") + len(function.get("arguments") or "")
     if tools:
         chars += len(json.dumps(list(tools), separators=(",", ":")))
-    return -(-chars // 4) + 4 * len(messages) + 3 + images * _IMAGE_TOKENS
+    return -(-chars // 4) + 4 * len(messages) + 3 + images * _IMAGE_TOKENS + documents

@@ -8,6 +8,8 @@ other way, for a ``stream=true`` request that the server answered with a plain J
 
 from __future__ import annotations
 
+from typing import Any
+
 from tokenhub_core.wire import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -89,6 +91,25 @@ class _ToolCallState:
         self.arguments: list[str] = []
 
 
+class _ThinkingState:
+    __slots__ = ("data", "signature", "thinking", "type")
+
+    def __init__(self) -> None:
+        self.type = ""
+        self.thinking: list[str] = []
+        self.signature: list[str] = []
+        self.data: list[str] = []
+
+    def block(self) -> dict[str, Any]:
+        if self.type == "redacted_thinking":
+            return {"type": "redacted_thinking", "data": "".join(self.data)}
+        return {
+            "type": "thinking",
+            "thinking": "".join(self.thinking),
+            "signature": "".join(self.signature),
+        }
+
+
 class ChunkAccumulator:
     """Accumulate a streamed reply (choice 0 only; other choices are ignored).
 
@@ -114,6 +135,7 @@ class ChunkAccumulator:
         self._chunks = 0
         self._calls: list[_ToolCallState] = []
         self._router = ToolCallRouter()
+        self._thinking: dict[int, _ThinkingState] = {}
 
     def add(self, chunk: ChatCompletionChunk) -> None:
         """Fold one chunk into the state."""
@@ -142,6 +164,9 @@ class ChunkAccumulator:
             if delta.tool_calls:
                 for tool_delta in delta.tool_calls:
                     self._add_tool_delta(tool_delta)
+            if delta.thinking_blocks:
+                for thinking_delta in delta.thinking_blocks:
+                    self._add_thinking_delta(thinking_delta)
             if choice.finish_reason is not None:
                 self._finish_reason = choice.finish_reason
 
@@ -158,6 +183,21 @@ class ChunkAccumulator:
                 call.name = function.name
             if function.arguments:
                 call.arguments.append(function.arguments)
+
+    def _add_thinking_delta(self, delta: dict[str, Any]) -> None:
+        index = delta.get("index")
+        if not isinstance(index, int):
+            index = max(self._thinking, default=0)
+        state = self._thinking.get(index)
+        if state is None:
+            state = self._thinking[index] = _ThinkingState()
+        kind = delta.get("type")
+        if kind and not state.type:
+            state.type = kind
+        for field in ("thinking", "signature", "data"):
+            fragment = delta.get(field)
+            if isinstance(fragment, str) and fragment:
+                getattr(state, field).append(fragment)
 
     @property
     def id(self) -> str:
@@ -222,6 +262,7 @@ class ChunkAccumulator:
         ]
         text = "".join(self._text)
         refusal = "".join(self._refusal) or None
+        thinking = [self._thinking[i].block() for i in sorted(self._thinking)]
         content = None if not text and (tool_calls or refusal) else text
         return ChatCompletion(
             id=self._id,
@@ -237,6 +278,7 @@ class ChunkAccumulator:
                         content=content,
                         tool_calls=tool_calls or None,
                         refusal=refusal,
+                        thinking_blocks=thinking or None,
                     ),
                     finish_reason=self._finish_reason,
                 )
@@ -267,6 +309,9 @@ def completion_to_chunks(completion: ChatCompletion) -> list[ChatCompletionChunk
 
     for choice in completion.choices:
         message = choice.message
+        if message.thinking_blocks:
+            thinking = [{"index": i, **b} for i, b in enumerate(message.thinking_blocks)]
+            chunk([ChunkChoice(index=choice.index, delta=ChoiceDelta(thinking_blocks=thinking))])
         chunk(
             [
                 ChunkChoice(

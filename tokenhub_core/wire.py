@@ -46,7 +46,12 @@ class _Lean(BaseModel):
 
 
 class PromptTokensDetails(_Open):
+    """Parts of the prompt: ``cached_tokens`` read from the prompt cache; ``cache_creation_tokens``
+    written to it (all TTLs), ``cache_creation_1h_tokens`` of them to the 1-hour cache."""
+
     cached_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    cache_creation_1h_tokens: int | None = None
 
 
 class CompletionTokensDetails(_Open):
@@ -62,8 +67,37 @@ class Usage(_Open):
 
     @property
     def cached_tokens(self) -> int:
+        """Prompt tokens read from the prompt cache (OpenAI's name)."""
         details = self.prompt_tokens_details
         return (details.cached_tokens or 0) if details is not None else 0
+
+    @property
+    def cache_read_tokens(self) -> int:
+        """Prompt tokens read from the prompt cache."""
+        return self.cached_tokens
+
+    @property
+    def cache_creation_tokens(self) -> int:
+        """Prompt tokens written to the prompt cache, both TTLs."""
+        details = self.prompt_tokens_details
+        return (details.cache_creation_tokens or 0) if details is not None else 0
+
+    @property
+    def cache_creation_1h_tokens(self) -> int:
+        """Prompt tokens written to the 1-hour cache."""
+        details = self.prompt_tokens_details
+        return (details.cache_creation_1h_tokens or 0) if details is not None else 0
+
+    @property
+    def cache_creation_5m_tokens(self) -> int:
+        """Prompt tokens written to the 5-minute cache."""
+        return max(0, self.cache_creation_tokens - self.cache_creation_1h_tokens)
+
+    @property
+    def reasoning_tokens(self) -> int:
+        """Output tokens spent thinking, when the server reports them."""
+        details = self.completion_tokens_details
+        return (details.reasoning_tokens or 0) if details is not None else 0
 
 
 class FunctionCall(_Open):
@@ -78,10 +112,25 @@ class ToolCall(_Open):
 
 
 class Message(_Open):
+    """A reply message. ``thinking_blocks`` holds Claude's thinking (``{"type": "thinking",
+    "thinking", "signature"}`` and ``{"type": "redacted_thinking", "data"}``) in order, in the
+    shape a request takes them back."""
+
     role: str = "assistant"
     content: str | None = None
     tool_calls: list[ToolCall] | None = None
     refusal: str | None = None
+    thinking_blocks: list[dict[str, Any]] | None = None
+
+    @property
+    def reasoning_content(self) -> str | None:
+        """The thinking text, joined; None when there was none."""
+        if not self.thinking_blocks:
+            return None
+        texts = [
+            b.get("thinking") or "" for b in self.thinking_blocks if b.get("type") == "thinking"
+        ]
+        return "".join(texts) if texts else None
 
 
 class Choice(_Open):
@@ -122,10 +171,14 @@ class ChoiceDeltaToolCall(_Lean):
 
 
 class ChoiceDelta(_Open):
+    """A streamed delta. ``thinking_blocks`` items are ``{"index", "type", "thinking",
+    "signature", "data"}`` fragments of the reply's thinking blocks (numbered 0, 1, ...)."""
+
     role: str | None = None
     content: str | None = None
     tool_calls: list[ChoiceDeltaToolCall] | None = None
     refusal: str | None = None
+    thinking_blocks: list[dict[str, Any]] | None = None
 
 
 class ChunkChoice(_Lean):

@@ -50,7 +50,7 @@ def test_extra_body_is_merged_and_still_validated() -> None:
 
 def test_unknown_keyword_is_a_type_error_pointing_at_extra_body() -> None:
     with pytest.raises(TypeError, match="extra_body"):
-        body(top_k=5)
+        body(frequency_penalty=0.5)
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,8 @@ def test_exported_names_are_what_we_mean() -> None:
         "__version__",
         "cost_usd",
         "price_call",
+        "price_usage",
+        "set_cache_pricing",
         "resolve_model",
         "track_cost",
     }

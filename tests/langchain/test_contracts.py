@@ -130,8 +130,8 @@ async def test_a_secret_looking_field_per_call_sends_nothing(
 def test_an_unknown_constructor_field_names_it_and_suggests() -> None:
     with pytest.raises(UnknownParameterError, match=r"'temprature'.*did you mean 'temperature'"):
         ChatTokenHub(temprature=0.2)
-    with pytest.raises(TypeError, match=r"top_k.*extra_body"):
-        ChatTokenHub(top_k=5)
+    with pytest.raises(TypeError, match=r"presence_penalty.*extra_body"):
+        ChatTokenHub(presence_penalty=0.5)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -26,7 +26,7 @@ from tokenhub_core.batch.rows import (
     read_results,
     success_line,
 )
-from tokenhub_core.catalog import DEFAULT_MODEL, price_call, resolve_model
+from tokenhub_core.catalog import DEFAULT_MODEL, price_call, price_usage, resolve_model
 from tokenhub_core.client import TokenHubClient
 from tokenhub_core.errors import (
     APIStatusError,
@@ -318,7 +318,10 @@ class BatchRunner:
             usage = completion.usage
             prompt_tokens = usage.prompt_tokens if usage else 0
             completion_tokens = usage.completion_tokens if usage else 0
-            model_id, cost = price_call(model, completion.model, prompt_tokens, completion_tokens)
+            if usage is not None:
+                model_id, cost = price_usage(model, completion.model, usage)
+            else:
+                model_id, cost = price_call(model, completion.model, 0, 0)
             await self.governor.settle(
                 admission.ticket,
                 model_id=model_id,

@@ -33,6 +33,7 @@ from tokenhub_core.batch.engine import (
 from tokenhub_core.batch.limits import Admission, BatchGovernor, CostTally
 from tokenhub_core.batch.rows import BatchRequest, parse_request
 from tokenhub_core.client import API_KEY_ENV, BASE_URL_ENV, TokenHubClient
+from tokenhub_core.params import normalize_protocol
 
 if TYPE_CHECKING:
     import ray.data
@@ -119,9 +120,10 @@ class TokenHubBatchProcessor:
         timeout: float = 60.0,
         max_concurrency: int = 16,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        protocol: str = "chat/completions",
     ) -> None:
         self.client = TokenHubClient(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0, protocol=protocol
         )
         self.governor = RemoteGovernor(governor)
         self.model = model
@@ -199,12 +201,15 @@ def run_on_ray(
     base_url: str | None = None,
     timeout: float = 60.0,
     num_cpus: float = 0.5,
+    protocol: str = "chat/completions",
 ) -> tuple[ray.data.Dataset, RayBatchSummary]:
     """Answer every row of ``dataset`` on the cluster; the materialized results and a summary.
 
     ``rpm``, ``tpm`` and ``budget_usd`` hold for the whole cluster; ``max_concurrency`` is per
     worker. The key and base URL default to this process's ``TOKENHUB_*`` environment. A worker
     mostly waits on the network: ``num_cpus`` (each) leaves room for Ray Data's reads.
+    ``protocol="messages"`` sends the rows over Claude's own protocol (prompt caching: a shared
+    prefix marked with ``cache_control`` is billed at a tenth after the first row).
     """
     ray = _ray()
     raw = api_key or os.environ.get(API_KEY_ENV)
@@ -220,6 +225,7 @@ def run_on_ray(
             "timeout": timeout,
             "max_concurrency": max_concurrency,
             "max_attempts": max_attempts,
+            "protocol": normalize_protocol(protocol),
         },
         batch_format="pyarrow",
         batch_size=batch_size,
