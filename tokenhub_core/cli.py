@@ -189,12 +189,17 @@ def _chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         served, usage = completion.model or args.model, completion.usage
     else:
         stream = client.stream(model=args.model, messages=messages, **params)
+        thinking_shown = False
         for chunk in stream:
             for choice in chunk.choices:
                 for thinking in choice.delta.thinking_blocks or ():
                     if thinking.get("thinking"):
                         err.write(thinking["thinking"])
                         err.flush()
+                        thinking_shown = True
+                if thinking_shown and (choice.delta.content or choice.finish_reason):
+                    err.write("\n")
+                    thinking_shown = False
                 if choice.delta.content:
                     out.write(choice.delta.content)
                     out.flush()

@@ -35,6 +35,7 @@ from tokenhub_core._version import __version__
 from tokenhub_core.cost import CallMeters
 from tokenhub_core.errors import (
     APIResponseError,
+    APIStatusError,
     InvalidParameterError,
     MissingAPIKeyError,
     parse_error_body,
@@ -412,7 +413,11 @@ class TokenHubClient:
                     continue
                 finally:
                     response.close()
-                completion = parse_reply(content, response.headers, life.call.protocol)
+                try:
+                    completion = parse_reply(content, response.headers, life.call.protocol)
+                except APIStatusError as exc:  # Claude's error object in a 200 body
+                    _sleep(life.stream_refused(exc))
+                    continue
                 life.finish(completion.model, completion.usage, completion.request_id)
                 return completion
         except BaseException:
@@ -498,7 +503,11 @@ class TokenHubClient:
                     continue
                 finally:
                     await response.aclose()
-                completion = parse_reply(content, response.headers, life.call.protocol)
+                try:
+                    completion = parse_reply(content, response.headers, life.call.protocol)
+                except APIStatusError as exc:  # Claude's error object in a 200 body
+                    await _asleep(life.stream_refused(exc))
+                    continue
                 life.finish(completion.model, completion.usage, completion.request_id)
                 return completion
         except BaseException:

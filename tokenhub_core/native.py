@@ -372,8 +372,10 @@ def native_usage(usage: Mapping[str, Any] | None) -> Usage | None:
 
 
 def _merged_usage(start: Mapping[str, Any] | None, end: Mapping[str, Any] | None) -> Usage | None:
-    """``message_start`` usage updated by the final ``message_delta`` usage (which wins)."""
-    if start is None and end is None:
+    """``message_start`` usage updated by the final ``message_delta`` usage (which wins).
+
+    None without the final one: the start's output count is a placeholder, not the bill."""
+    if end is None:
         return None
     merged = dict(start or {})
     merged.update({k: v for k, v in (end or {}).items() if v is not None})
@@ -599,7 +601,8 @@ class MessagesEventReader:
         delta = payload.get("delta") or {}
         self.stop_reason = delta.get("stop_reason")
         chunk = self._chunk(ChoiceDelta(), finish_reason(self.stop_reason) or "stop")
-        chunk.usage = _merged_usage(self._start_usage, payload.get("usage"))
+        end = payload.get("usage")
+        chunk.usage = _merged_usage(self._start_usage, end if isinstance(end, Mapping) else None)
         return chunk
 
     def _message_stop(self, payload: dict[str, Any]) -> ChatCompletionChunk | None:

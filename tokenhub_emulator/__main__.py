@@ -116,6 +116,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             "from any address, with the control token" if args.control_token else "loopback only"
         )
         print(f"Control API: {emu.control_url} ({where}).", flush=True)
+        print(
+            f"Claude's native API (anthropic SDK, Claude Code): ANTHROPIC_BASE_URL={emu.url} "
+            f"ANTHROPIC_API_KEY={emu.api_key}",
+            flush=True,
+        )
         if not _is_loopback(args.host) and not args.control_token:
             print(
                 "Note: without --control-token the control API refuses non-loopback clients.",

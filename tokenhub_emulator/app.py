@@ -1,4 +1,5 @@
-"""The emulator's Starlette app: TokenHub's endpoint, checks, answers and injected faults."""
+"""The emulator's Starlette app: TokenHub's endpoints (chat completions and Claude's native
+Messages API), their checks, answers and injected faults."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tokenhub_core.catalog import MODELS, price_call
+from tokenhub_core.catalog import MODELS, price_call, resolve_model
+from tokenhub_emulator.caching import CacheUsage, minimum_cacheable_tokens
 from tokenhub_emulator.checks import (
     ChatRequest,
     RequestError,
@@ -30,6 +33,20 @@ from tokenhub_emulator.checks import (
 from tokenhub_emulator.control import CONTROL_PREFIX
 from tokenhub_emulator.encode import completion_body, error_body, error_event, stream_events
 from tokenhub_emulator.limits import Refusal
+from tokenhub_emulator.native import (
+    MAX_REQUEST_BYTES,
+    MessagesRequest,
+    check_messages_request,
+    check_native_key,
+)
+from tokenhub_emulator.native_reply import (
+    NativeReply,
+    message_body,
+    message_events,
+    native_error_body,
+    native_error_event,
+    native_reply,
+)
 from tokenhub_emulator.replies import Reply, answer, prompt_tokens, scripted_reply
 from tokenhub_emulator.state import (
     CallPlan,
@@ -38,12 +55,16 @@ from tokenhub_emulator.state import (
     LedgerEntry,
     RecordedRequest,
     redact_authorization,
+    redact_key,
 )
 
 __all__ = ["DroppedConnectionFilter", "create_app"]
 
 CHAT_PATHS = ("/api/v1/chat/completions", "/v1/chat/completions")
 MODELS_PATHS = ("/api/v1/models", "/v1/models")
+MESSAGES_PATHS = ("/api/v1/messages", "/v1/messages")
+COUNT_TOKENS_PATHS = ("/api/v1/messages/count_tokens", "/v1/messages/count_tokens")
+_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _BATCH_BYTES = 4096  # stream events are written in batches of about this size unless dripped
 _KEEPALIVE = b": keep-alive\n\n"
 _JSON = b"application/json"
@@ -183,10 +204,16 @@ class _Answer(Response):
 
 
 def _headers(
-    request_id: str, content_type: bytes, extra: Sequence[tuple[str, str]] = ()
+    request_id: str,
+    content_type: bytes,
+    extra: Sequence[tuple[str, str]] = (),
+    *,
+    native: bool = False,
 ) -> list[tuple[bytes, bytes]]:
     names = {k.lower() for k, _ in extra}
     headers = [(b"x-request-id", request_id.encode())]
+    if native:
+        headers.append((b"request-id", request_id.encode()))
     if "content-type" not in names:
         headers.append((b"content-type", content_type))
     headers.extend((k.lower().encode(), v.encode("latin-1")) for k, v in extra)
@@ -199,8 +226,10 @@ def _json_answer(
     request_id: str,
     delay: float = 0.0,
     extra: Sequence[tuple[str, str]] = (),
+    *,
+    native: bool = False,
 ) -> _Answer:
-    headers = _headers(request_id, _JSON, extra)
+    headers = _headers(request_id, _JSON, extra, native=native)
     headers.append((b"content-length", str(len(body)).encode()))
     return _Answer(status, headers, [body], head_delay=delay)
 
@@ -220,6 +249,8 @@ class _Endpoints:
             name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
             if name == "authorization":
                 value = redact_authorization(value)
+            elif name == "x-api-key":
+                value = redact_key(value)
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         recorded = RecordedRequest(
             method=request.method,
@@ -290,14 +321,19 @@ class _Endpoints:
             chat, reply, plan, request_id, completion_id, created, latency, bill, admission.headers
         )
 
-    def _rate_limited(self, recorded: RecordedRequest, refusal: Refusal, delay: float) -> _Answer:
+    def _rate_limited(
+        self, recorded: RecordedRequest, refusal: Refusal, delay: float, *, native: bool = False
+    ) -> _Answer:
         self.state.answered(recorded, 429)
-        body = error_body(refusal.message, "rate_limit_error", "rate_limit_exceeded")
+        if native:
+            body = native_error_body(refusal.message, "rate_limit_error", recorded.request_id)
+        else:
+            body = error_body(refusal.message, "rate_limit_error", "rate_limit_exceeded")
         extra = [
             ("retry-after", str(refusal.retry_after_s)),
             (f"x-ratelimit-reset-{refusal.limit}", f"{refusal.retry_after_s}s"),
         ]
-        headers = _headers(recorded.request_id, _JSON, extra)
+        headers = _headers(recorded.request_id, _JSON, extra, native=native)
         headers.append((b"content-length", str(len(body)).encode()))
         return _Answer(429, headers, [body], head_delay=delay)
 
@@ -328,6 +364,25 @@ class _Endpoints:
             else:  # truncate: half the events, then half an event, then a clean end
                 keep = max(1, (len(events) - 1) // 2)
                 events = [*events[:keep], events[keep][: len(events[keep]) // 2]]
+        return self._paced(
+            events,
+            _headers(request_id, _SSE, [("cache-control", "no-cache"), *headers]),
+            plan,
+            latency,
+            ending,
+            bill,
+        )
+
+    def _paced(
+        self,
+        events: Sequence[str],
+        headers: list[tuple[bytes, bytes]],
+        plan: CallPlan,
+        latency: float,
+        ending: Literal["end", "drop"],
+        bill: Callable[[], None],
+    ) -> _Answer:
+        """A stream's answer, paced by the settings and the call's plan."""
         settings = self.state.settings
         keepalive = settings.keepalive_interval_s
         gap = plan.drip_s
@@ -336,7 +391,7 @@ class _Endpoints:
         head_delay = plan.delay_headers_s + (latency if keepalive is None else 0.0)
         return _Answer(
             200,
-            _headers(request_id, _SSE, [("cache-control", "no-cache"), *headers]),
+            headers,
             events,
             stream=True,
             head_delay=head_delay,
@@ -346,6 +401,127 @@ class _Endpoints:
             ending=ending,
             before_last=bill,
         )
+
+    # -- Claude's native Messages API ----------------------------------------------------------
+
+    def _native_error(
+        self, recorded: RecordedRequest, err: RequestError, delay: float = 0.0
+    ) -> _Answer:
+        self.state.answered(recorded, err.status)
+        body = native_error_body(err.message, err.type, recorded.request_id)
+        return _json_answer(err.status, body, recorded.request_id, delay, native=True)
+
+    def _check_native(
+        self, request: Request, raw: bytes, body: Any, *, counting: bool = False
+    ) -> tuple[str, MessagesRequest]:
+        api_key = check_native_key(
+            request.headers.get("x-api-key"), request.headers.get("authorization")
+        )
+        if len(raw) > MAX_REQUEST_BYTES:
+            raise RequestError(
+                413,
+                f"Request exceeds the maximum allowed number of bytes: {len(raw)} > "
+                f"{MAX_REQUEST_BYTES} (32 MB).",
+                type="request_too_large",
+            )
+        version = request.headers.get("anthropic-version")
+        if version is not None and not _VERSION.match(version.strip()):
+            raise RequestError(400, f"anthropic-version: {version!r} is not a valid version")
+        if body is _INVALID:
+            raise RequestError(400, "The request body is not valid JSON.")
+        if counting and isinstance(body, dict):
+            body = {**body, "max_tokens": 1}
+        native = check_messages_request(
+            body,
+            claude_rules=self.state.settings.claude_rules,
+            verify_signature=self.state.signer.verify,
+        )
+        if self.state.settings.claude_rules:
+            window = native.info.context_window
+            if native.prompt_tokens > window:
+                raise RequestError(
+                    400, f"prompt is too long: {native.prompt_tokens} tokens > {window} maximum"
+                )
+        return api_key, native
+
+    async def count_tokens(self, request: Request) -> Response:
+        request_id = self.state.next_request_id()
+        raw = await request.body()
+        recorded, body = self._record(request, raw, request_id)
+        try:
+            _, native = self._check_native(request, raw, body, counting=True)
+        except RequestError as err:
+            return self._native_error(recorded, err)
+        self.state.answered(recorded, 200)
+        data = json.dumps({"input_tokens": native.prompt_tokens}).encode()
+        return _json_answer(200, data, request_id, native=True)
+
+    async def messages(self, request: Request) -> Response:
+        state = self.state
+        request_id = state.next_request_id()
+        raw = await request.body()
+        recorded, body = self._record(request, raw, request_id)
+        latency = state.settings.latency_ms / 1000
+        try:
+            api_key, native = self._check_native(request, raw, body)
+        except RequestError as err:
+            return self._native_error(recorded, err, latency)
+        admission = state.admit(api_key, native.prompt_tokens)
+        if isinstance(admission, Refusal):
+            return self._rate_limited(recorded, admission, latency, native=True)
+        plan = state.take_plan(native.stream)
+        ids = request_id.removeprefix("req_")
+        if plan.scripted is not None:
+            reply = scripted_reply(native.chat, plan.scripted, f"toolu_{ids}_")
+        else:
+            reply = answer(native.chat, f"toolu_{ids}_")
+        fault = plan.fault
+        if fault is not None and fault.kind == "status":
+            state.answered(recorded, fault.status)
+            data = fault.body
+            if fault.generic:
+                data = native_error_body(fault.message, fault.error_type, request_id)
+            headers = _headers(request_id, fault.content_type.encode(), fault.headers, native=True)
+            headers.append((b"content-length", str(len(data)).encode()))
+            delay = latency + plan.delay_headers_s
+            return _Answer(fault.status, headers, [data], head_delay=delay)
+        model_id = native.info.id
+        cache = state.use_cache(
+            f"{api_key}\0{model_id}", native.pieces, minimum_cacheable_tokens(model_id)
+        )
+        result = native_reply(
+            native, reply, cache, state.signer, message_id=f"msg_{ids}", scripted=plan.scripted
+        )
+        state.spent(admission, result.output_tokens)
+        state.answered(recorded, 200)
+
+        def bill() -> None:
+            if fault is None:
+                state.bill(_native_ledger_entry(request_id, api_key, native, result))
+
+        if not native.stream:
+            data = message_body(result)
+            if fault is not None:  # truncate
+                data = data[: len(data) // 2]
+            else:
+                bill()
+            delay = latency + plan.delay_headers_s
+            return _json_answer(200, data, request_id, delay, admission.headers, native=True)
+        events = message_events(result)
+        ending: Literal["end", "drop"] = "end"
+        if fault is not None:
+            after = min(fault.after, len(events) - 1)  # never message_stop
+            if fault.kind == "drop":
+                events, ending = events[:after], "drop"
+            elif fault.kind == "sse_error":
+                events = [*events[:after], native_error_event(fault.message, fault.error_type)]
+            else:  # truncate: half the events, then half an event, then a clean end
+                keep = max(1, (len(events) - 1) // 2)
+                events = [*events[:keep], events[keep][: len(events[keep]) // 2]]
+        headers = _headers(
+            request_id, _SSE, [("cache-control", "no-cache"), *admission.headers], native=True
+        )
+        return self._paced(events, headers, plan, latency, ending, bill)
 
     async def models(self, request: Request) -> Response:
         request_id = self.state.next_request_id()
@@ -416,7 +592,7 @@ class _Endpoints:
         request_id = self.state.next_request_id()
         recorded, _ = self._record(request, await request.body(), request_id)
         path = request.scope["path"]
-        if path in CHAT_PATHS or path in MODELS_PATHS:
+        if path in CHAT_PATHS or path in MODELS_PATHS or path in MESSAGES_PATHS:
             err = RequestError(405, f"Method {request.method} not allowed on {path}.")
         else:
             err = RequestError(
@@ -451,11 +627,56 @@ def _ledger_entry(request_id: str, api_key: str, chat: ChatRequest, reply: Reply
     )
 
 
+def _native_ledger_entry(
+    request_id: str, api_key: str, request: MessagesRequest, reply: NativeReply
+) -> LedgerEntry:
+    cache = reply.cache
+    model, cost = _price_with_cache(request.model, reply.model, cache, reply.output_tokens)
+    return LedgerEntry(
+        request_id=request_id,
+        api_key=api_key,
+        model=model,
+        requested_model=request.model,
+        prompt_tokens=cache.prompt_tokens,
+        completion_tokens=reply.output_tokens,
+        cost_usd=cost if cost is not None else Decimal(0),
+        stream=request.stream,
+        billed_at=time.time(),
+        protocol="messages",
+        cache_read_tokens=cache.read,
+        cache_write_tokens=cache.write,
+        cache_write_1h_tokens=cache.write_1h,
+    )
+
+
+_MTOK = Decimal(1_000_000)
+
+
+def _price_with_cache(
+    requested: str, served: str, cache: CacheUsage, completion_tokens: int
+) -> tuple[str, Decimal | None]:
+    """A call's price with cache reads at 0.1x input, 5-minute writes 1.25x, 1-hour writes 2x."""
+    model, _ = price_call(requested, served, 0, 0)
+    info = resolve_model(model)
+    if info is None:
+        return model, None
+    price = info.input_usd_per_mtok
+    prompt = (
+        cache.input_tokens * price
+        + cache.read * price * Decimal("0.1")
+        + cache.write_5m * price * Decimal("1.25")
+        + cache.write_1h * price * 2
+    )
+    return model, (prompt + completion_tokens * info.output_usd_per_mtok) / _MTOK
+
+
 def create_app(state: EmulatorState, *, control_token: str | None = None) -> Starlette:
     """The ASGI app serving TokenHub's API and the control API from ``state``."""
     endpoints = _Endpoints(state, control_token)
     routes = [Route(path, endpoints.chat, methods=["POST"]) for path in CHAT_PATHS]
     routes += [Route(path, endpoints.models, methods=["GET"]) for path in MODELS_PATHS]
+    routes += [Route(path, endpoints.messages, methods=["POST"]) for path in MESSAGES_PATHS]
+    routes += [Route(path, endpoints.count_tokens, methods=["POST"]) for path in COUNT_TOKENS_PATHS]
     routes.append(Route(CONTROL_PREFIX + "/{op}", endpoints.control, methods=["GET", "POST"]))
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     routes.append(Route("/{path:path}", endpoints.other, methods=methods))

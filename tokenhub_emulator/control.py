@@ -40,13 +40,23 @@ class Scripting:
         model: str | None = None,
         json: Any = None,
         times: int = 1,
+        *,
+        content: list[dict[str, Any]] | None = None,
+        stop_reason: str | None = None,
+        thinking: str | None = None,
     ) -> None:
         """Answer the next call(s) exactly so (FIFO), streamed or not as the request asks.
 
         ``tool_calls`` items are ``{"name", "arguments" (dict or str, even invalid JSON), "id"}``;
-        ``usage`` may give ``prompt_tokens``, ``completion_tokens`` and ``cached_tokens``;
-        ``json`` is a convenience for ``text=json.dumps(json)``. Only successful calls take a
-        queued reply: a call failed by a fault leaves it for the next one.
+        ``usage`` may give ``prompt_tokens``, ``completion_tokens`` and ``cached_tokens``, or
+        Claude's ``input_tokens``, ``output_tokens``, ``cache_read_input_tokens`` and
+        ``cache_creation_input_tokens``; ``json`` is a convenience for ``text=json.dumps(json)``.
+        A reply may instead be given in Claude's native shape: ``content`` blocks (``text``,
+        ``tool_use``, ``thinking``, ``redacted_thinking``; a thinking block without a signature
+        is signed by the emulator) and a ``stop_reason``; ``thinking`` puts a signed thinking
+        block first. Either shape is served on both endpoints (thinking only on
+        ``/v1/messages``). Only successful calls take a queued reply: a call failed by a fault
+        leaves it for the next one.
         """
         args = {
             "text": text,
@@ -57,6 +67,12 @@ class Scripting:
             "json": json,
             "times": times,
         }
+        if content is not None:
+            args["content"] = [dict(block) for block in content]
+        if stop_reason is not None:
+            args["stop_reason"] = stop_reason
+        if thinking is not None:
+            args["thinking"] = thinking
         self._control("queue_reply", args)
 
     def fail_next(
@@ -70,9 +86,10 @@ class Scripting:
     ) -> None:
         """Answer the next ``times`` calls with ``status``.
 
-        The body is OpenAI-shaped (``{"error": {...}}``, with ``message``) unless ``body`` is
-        given: a dict/list is sent as JSON, a str or bytes as is. ``headers`` are added, e.g.
-        ``{"Retry-After": "1"}`` or ``{"x-should-retry": "false"}``.
+        The body is OpenAI-shaped (``{"error": {...}}``, with ``message``) on chat completions
+        and Claude-shaped (``{"type": "error", "error": {...}}``) on ``/v1/messages``, unless
+        ``body`` is given: a dict/list is sent as JSON, a str or bytes as is. ``headers`` are
+        added, e.g. ``{"Retry-After": "1"}`` or ``{"x-should-retry": "false"}``.
         """
         args: dict[str, Any] = {"status": status, "times": times, "message": message}
         if headers is not None:
@@ -106,7 +123,11 @@ class Scripting:
         type: str = "overloaded_error",
         code: str | int | None = "overloaded",
     ) -> None:
-        """Streamed calls: ``data: {"error": {...}}`` after ``chunks`` data events, then the end."""
+        """Streamed calls: an error event after ``chunks`` events, then the end.
+
+        ``data: {"error": {...}}`` on chat completions; on ``/v1/messages`` Claude's
+        ``event: error`` with ``{"type": "error", "error": {"type": type, "message": ...}}``.
+        """
         args = {"chunks": chunks, "message": message, "times": times, "type": type, "code": code}
         self._control("sse_error_after", args)
 
@@ -117,6 +138,20 @@ class Scripting:
     def delay_headers(self, seconds: float, times: int = 1) -> None:
         """Wait ``seconds`` before sending the status line and headers."""
         self._control("delay_headers", {"seconds": seconds, "times": times})
+
+    # -- prompt cache and clock ---------------------------------------------------------------
+
+    def clear_cache(self) -> int:
+        """Forget every cached prompt prefix (``/v1/messages``); returns how many were live."""
+        return int(self._control("clear_cache", {}))
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the emulator's clock forward: cache TTLs and rate windows see the time pass.
+
+        Returns the total offset; `reset` sets it back to zero (and empties the cache and the
+        rate windows with it).
+        """
+        return float(self._control("advance_clock", {"seconds": seconds}))
 
     # -- settings -----------------------------------------------------------------------------
 
@@ -161,7 +196,8 @@ class Scripting:
         return Ledger(tuple(LedgerEntry.from_json(e) for e in entries))
 
     def reset(self) -> None:
-        """Forget queued replies, faults, delays, requests, the ledger and the rate windows.
+        """Forget queued replies, faults, delays, requests, the ledger, the rate windows and the
+        prompt cache, and set the clock back.
 
         Settings go back to the ones the emulator was started with.
         """

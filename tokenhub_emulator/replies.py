@@ -26,6 +26,7 @@ from tokenhub_emulator.formats import (
 from tokenhub_emulator.schema_values import PromptValues, generate, quoted_strings
 
 __all__ = [
+    "FINISH_REASONS",
     "IMAGE_TOKENS",
     "Reply",
     "ReplyToolCall",
@@ -94,6 +95,9 @@ class ScriptedReply:
     usage: dict[str, int] | None = None
     finish_reason: str | None = None
     model: str | None = None
+    content: tuple[dict[str, Any], ...] | None = None  # native content blocks
+    stop_reason: str | None = None  # native
+    thinking: str | None = None  # a thinking block's text (native replies only)
 
 
 def token_pieces(text: str) -> list[str]:
@@ -407,7 +411,21 @@ def answer(request: ChatRequest, call_id_prefix: str) -> Reply:
 
 
 def scripted_reply(request: ChatRequest, scripted: ScriptedReply, call_id_prefix: str) -> Reply:
-    """The exact reply queued by a test; usage numbers not given are estimated."""
+    """The exact reply queued by a test; usage numbers not given are estimated.
+
+    A reply queued in the native shape (``content`` blocks, ``stop_reason``, native usage keys)
+    is seen here as its chat-completions equivalent: text blocks joined, ``tool_use`` blocks as
+    tool calls, thinking left out.
+    """
+    text, tool_calls = scripted.text, scripted.tool_calls
+    if scripted.content is not None:
+        texts = [b["text"] for b in scripted.content if b.get("type") == "text"]
+        text = "".join(texts) if texts else None
+        tool_calls = tuple(
+            {"name": b["name"], "arguments": b.get("input") or {}, "id": b.get("id")}
+            for b in scripted.content
+            if b.get("type") == "tool_use"
+        )
     calls = tuple(
         ReplyToolCall(
             id=str(call.get("id") or f"{call_id_prefix}{i}"),
@@ -418,16 +436,43 @@ def scripted_reply(request: ChatRequest, scripted: ScriptedReply, call_id_prefix
                 else json.dumps(call.get("arguments") or {}, ensure_ascii=False)
             ),
         )
-        for i, call in enumerate(scripted.tool_calls)
+        for i, call in enumerate(tool_calls)
     )
-    content = scripted.text if scripted.text is not None or calls else ""
-    usage = scripted.usage or {}
+    content = text if text is not None or calls else ""
+    usage = _chat_usage(scripted.usage or {})
+    finish = scripted.finish_reason
+    if finish is None and scripted.stop_reason is not None:
+        finish = FINISH_REASONS.get(scripted.stop_reason, scripted.stop_reason)
     return Reply(
         model=scripted.model or request.model,
         content=content,
         tool_calls=calls,
-        finish_reason=scripted.finish_reason or ("tool_calls" if calls else "stop"),
+        finish_reason=finish or ("tool_calls" if calls else "stop"),
         prompt_tokens=int(usage.get("prompt_tokens", prompt_tokens(request))),
         completion_tokens=int(usage.get("completion_tokens", _completion_tokens(content, calls))),
         cached_tokens=int(usage["cached_tokens"]) if "cached_tokens" in usage else None,
     )
+
+
+# Claude's stop reasons as chat-completions finish reasons.
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "model_context_window_exceeded": "length",
+}
+
+
+def _chat_usage(usage: dict[str, int]) -> dict[str, int]:
+    """Scripted usage with native keys (``input_tokens``...) read as chat-completions ones."""
+    native = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    out = dict(usage)
+    if "prompt_tokens" not in out and any(k in usage for k in native):
+        out["prompt_tokens"] = sum(usage.get(k, 0) for k in native)
+    if "cached_tokens" not in out and "cache_read_input_tokens" in usage:
+        out["cached_tokens"] = usage["cache_read_input_tokens"]
+    if "completion_tokens" not in out and "output_tokens" in usage:
+        out["completion_tokens"] = usage["output_tokens"]
+    return out

@@ -122,7 +122,10 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 class TokenHubEmulator(Scripting):
-    """A local TokenHub: same endpoint, checks and wire format, scriptable from tests.
+    """A local TokenHub: same endpoints, checks and wire formats, scriptable from tests.
+
+    It serves ``POST /api/v1/chat/completions`` (the OpenAI schema) and Claude's native
+    ``POST /v1/messages`` (also under ``/api/v1``), with prompt caching and extended thinking.
 
     Use it as a context manager or with `start` / `stop`; `base_url` and `api_key` are what a
     client needs. The scripting methods (`queue_reply`, `fail_next`, ...) come from `Scripting`

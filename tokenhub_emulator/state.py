@@ -24,8 +24,10 @@ from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, Literal
 
+from tokenhub_emulator.caching import CacheUsage, Piece, PromptCache
 from tokenhub_emulator.limits import Admission, RandomFaults, RateLimiter, Refusal
 from tokenhub_emulator.replies import ScriptedReply
+from tokenhub_emulator.thinking import Signer
 
 __all__ = [
     "OPERATIONS",
@@ -37,7 +39,9 @@ __all__ = [
     "LedgerEntry",
     "RecordedRequest",
     "ScriptedReply",
+    "native_error_type",
     "redact_authorization",
+    "redact_key",
 ]
 
 FaultKind = Literal["status", "truncate", "drop", "sse_error"]
@@ -77,6 +81,21 @@ def error_type(status: int) -> str:
     return _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
 
+_NATIVE_ERROR_TYPES = {
+    **_ERROR_TYPES,
+    402: "billing_error",
+    413: "request_too_large",
+    504: "timeout_error",
+}
+
+
+def native_error_type(status: int) -> str:
+    """Claude's error ``type`` for an HTTP status (``overloaded_error`` for 529...)."""
+    return _NATIVE_ERROR_TYPES.get(
+        status, "api_error" if status >= 500 else "invalid_request_error"
+    )
+
+
 def _phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -92,8 +111,9 @@ def redact_authorization(value: str) -> str:
     return "***"
 
 
-def _redact_key(key: str) -> str:
-    return "th-***" if key.startswith("th-") else "***"
+def redact_key(key: str) -> str:
+    """``th-abc`` -> ``th-***``; anything else -> ``***``."""
+    return "th-***" if key.strip().startswith("th-") else "***"
 
 
 @dataclass
@@ -116,6 +136,14 @@ class RecordedRequest:
     def json(self) -> Any:
         """Alias of ``body``."""
         return self.body
+
+    @property
+    def protocol(self) -> str | None:
+        """``"messages"`` (Claude's native API), ``"chat/completions"``, or None (other paths)."""
+        path = self.path.rstrip("/")
+        if path.endswith(("/messages", "/messages/count_tokens")):
+            return "messages"
+        return "chat/completions" if path.endswith("/chat/completions") else None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form (``raw_body`` in base64), as the control API sends it."""
@@ -144,10 +172,14 @@ class LedgerEntry:
     cost_usd: Decimal
     stream: bool
     billed_at: float = 0.0  # seconds since the epoch
+    protocol: str = "chat/completions"  # or "messages"
+    cache_read_tokens: int = 0  # part of prompt_tokens read from the prompt cache
+    cache_write_tokens: int = 0  # part of prompt_tokens written to it (both TTLs)
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written for an hour
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out["api_key"] = _redact_key(self.api_key)
+        out["api_key"] = redact_key(self.api_key)
         out["cost_usd"] = str(self.cost_usd)
         return out
 
@@ -183,6 +215,14 @@ class Ledger:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cache_read_tokens(self) -> int:
+        return sum(e.cache_read_tokens for e in self.entries)
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return sum(e.cache_write_tokens for e in self.entries)
 
     @property
     def total_usd(self) -> Decimal:
@@ -263,6 +303,7 @@ class Fault:
     message: str = ""
     error_type: str = "api_error"
     code: str | int | None = None
+    generic: bool = False  # the emulator's own body: the native endpoint sends its own shape
 
 
 @dataclass
@@ -294,6 +335,8 @@ OPERATIONS = (
     "configure",
     "requests",
     "ledger",
+    "clear_cache",
+    "advance_clock",
     "reset",
 )
 
@@ -313,8 +356,15 @@ class EmulatorState:
         self._ledger: list[LedgerEntry] = []
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
-        self._limiter = RateLimiter(time.monotonic)
+        self._clock_offset = 0.0
+        self._limiter = RateLimiter(self.clock)
         self._chaos = RandomFaults(self._initial.seed)
+        self._cache = PromptCache(self.clock)
+        self.signer = Signer()
+
+    def clock(self) -> float:
+        """The emulator's clock (monotonic seconds): rate windows and cache TTLs follow it."""
+        return time.monotonic() + self._clock_offset
 
     # -- the operations ---------------------------------------------------------------------------
 
@@ -340,7 +390,20 @@ class EmulatorState:
         model: str | None = None,
         json: Any = None,
         times: int = 1,
+        content: list[dict[str, Any]] | None = None,
+        stop_reason: str | None = None,
+        thinking: str | None = None,
     ) -> None:
+        if content is not None and (text is not None or tool_calls or json is not None):
+            raise ControlError(
+                "queue_reply: give native content blocks or text/json/tool_calls, not both",
+                "content",
+            )
+        _check_blocks(content)
+        if thinking is not None and not isinstance(thinking, str):
+            raise ControlError(f"thinking={thinking!r}: expected a string", "thinking")
+        if stop_reason is not None and not isinstance(stop_reason, str):
+            raise ControlError(f"stop_reason={stop_reason!r}: expected a string", "stop_reason")
         if json is not None:
             if text is not None:
                 raise ControlError("queue_reply: give text or json, not both", "json")
@@ -362,6 +425,9 @@ class EmulatorState:
             usage=dict(usage) if usage is not None else None,
             finish_reason=finish_reason,
             model=model,
+            content=tuple(dict(b) for b in content) if content is not None else None,
+            stop_reason=stop_reason,
+            thinking=thinking,
         )
         self._push(self._replies, reply, times)
 
@@ -387,8 +453,9 @@ class EmulatorState:
             raw = jsonlib.dumps(body).encode()
         else:
             text = message or f"[emulator] injected {status} {_phrase(status)}"
-            error = {"message": text, "type": error_type(status), "param": None, "code": None}
-            raw = jsonlib.dumps({"error": error}).encode()
+            fault = _status_fault(status, text, _header_items(headers))
+            self._push(self._faults, fault, times)
+            return
         fault = Fault("status", status=status, body=raw, headers=_header_items(headers))
         self._push(self._faults, fault, times)
 
@@ -449,6 +516,18 @@ class EmulatorState:
         with self._lock:
             return [e.to_json() for e in self._ledger if api_key is None or e.api_key == api_key]
 
+    def _op_clear_cache(self) -> int:
+        with self._lock:
+            live = len(self._cache)
+            self._cache.clear()
+            return live
+
+    def _op_advance_clock(self, seconds: float) -> float:
+        _check_number("seconds", seconds, low=0, allowed="a number of seconds >= 0")
+        with self._lock:
+            self._clock_offset += float(seconds)
+            return self._clock_offset
+
     def _op_reset(self) -> None:
         with self._lock:
             for queue in (self._replies, self._faults, self._delays, self._drips):
@@ -458,6 +537,8 @@ class EmulatorState:
             self.settings = self._initial
             self._limiter.clear()
             self._chaos.reseed(self._initial.seed)
+            self._cache.clear()
+            self._clock_offset = 0.0
 
     # -- used by the server -------------------------------------------------------------------
 
@@ -505,6 +586,11 @@ class EmulatorState:
             drip = (_take(self._drips, lambda _: True) or 0.0) if stream else 0.0
             return CallPlan(fault, scripted, delay, drip)
 
+    def use_cache(self, scope: str, pieces: tuple[Piece, ...], minimum: int) -> CacheUsage:
+        """Read and write a request's cached prefixes (see `PromptCache.use`)."""
+        with self._lock:
+            return self._cache.use(scope, pieces, minimum)
+
     def bill(self, entry: LedgerEntry) -> None:
         with self._lock:
             self._ledger.append(entry)
@@ -516,9 +602,47 @@ def _random_fault(kind: str | None) -> Fault | None:
     if kind == "drop":
         return Fault("drop", after=2)
     status = int(kind)
-    message = f"[emulator] random fault (fault_rate): {status} {_phrase(status)}"
+    return _status_fault(
+        status, f"[emulator] random fault (fault_rate): {status} {_phrase(status)}"
+    )
+
+
+def _status_fault(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Fault:
+    """A status fault with the emulator's own error body (OpenAI-shaped on chat completions)."""
     error = {"message": message, "type": error_type(status), "param": None, "code": None}
-    return Fault("status", status=status, body=jsonlib.dumps({"error": error}).encode())
+    body = jsonlib.dumps({"error": error}).encode()
+    return Fault(
+        "status",
+        status=status,
+        body=body,
+        headers=headers,
+        message=message,
+        error_type=native_error_type(status),
+        generic=True,
+    )
+
+
+_BLOCK_FIELDS = {
+    "text": "text",
+    "tool_use": "name",
+    "thinking": "thinking",
+    "redacted_thinking": "data",
+}
+
+
+def _check_blocks(content: Any) -> None:
+    if content is None:
+        return
+    if not isinstance(content, list):
+        raise ControlError(f"content={content!r}: expected a list of content blocks", "content")
+    for block in content:
+        field = _BLOCK_FIELDS.get(str(block.get("type"))) if isinstance(block, Mapping) else None
+        if field is None or not isinstance(block.get(field), str):
+            raise ControlError(
+                "a content block needs a type (text, tool_use, thinking, redacted_thinking) "
+                f"and its string field (text, name, thinking, data): {block!r}",
+                "content",
+            )
 
 
 def _take(queue: deque[_Queued], applies: Any) -> Any:

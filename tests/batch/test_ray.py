@@ -89,10 +89,10 @@ def test_ray_gives_the_local_engines_output_under_one_cluster_wide_rpm(tmp_path:
     # as fast (2 x 8 in flight at 50 ms could do 320 a second). Sends never precede their slot,
     # but a worker whose event loop is late (a busy machine) sends the slots it missed together,
     # which weighs on a three-second run: the allowance is for that (the benchmark measures the
-    # cap over minutes, where it holds within 1%).
+    # cap over minutes, where it holds within 1%). A cap per worker would give 2x.
     arrivals = sorted(gateway.arrivals)
     assert (len(arrivals) - 1) * 60 / (arrivals[-1] - arrivals[0]) <= rpm * 1.25
-    assert gateway.most_in_window(1.0) <= rpm // 60 * 1.25
+    assert gateway.most_in_window(1.0) <= rpm // 60 * 1.5
 
 
 @pytest.mark.usefixtures("cluster")

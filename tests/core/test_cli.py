@@ -194,3 +194,49 @@ def test_batch_progress_is_a_bar_on_a_terminal() -> None:
     first, second = screen.getvalue().split("\r")[1:]
     assert first.startswith("[############............] 100/200 rows (50%), 0 failed, 5.0 rows/s")
     assert "ETA 20s, $0.012500" in first and second.endswith("\n")
+
+
+def test_chat_over_claudes_protocol_streams_thinking_to_stderr(
+    tokenhub_emulator: TokenHubEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["chat", "Is 1009 prime?", "--protocol", "messages", "--thinking", "2048"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    request = tokenhub_emulator.requests[-1]
+    assert request.path.endswith("/messages")
+    assert request.body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert captured.out.strip()
+    thinking, summary = captured.err.rsplit("\n[", 1)
+    assert thinking.strip() and thinking.strip() not in captured.out
+    assert "input" in summary and "$" in summary
+
+
+def test_batch_over_claudes_protocol_reads_a_shared_prefix_from_the_cache(
+    tokenhub_emulator: TokenHubEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manual = "Refunds are accepted within thirty days of purchase with a receipt. " * 120
+    system = [{"type": "text", "text": manual, "cache_control": {"type": "ephemeral"}}]
+    rows = [
+        {
+            "custom_id": f"q{i}",
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": f"Question {i}: how long is the refund window?"},
+            ],
+        }
+        for i in range(5)
+    ]
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    argv = ["batch", str(source), "-o", str(output), "--protocol", "messages"]
+    assert main([*argv, "--model", "claude-sonnet-4-6", "--max-concurrency", "1"]) == 0
+    usages = [
+        json.loads(line)["response"]["body"]["usage"] for line in output.read_text().splitlines()
+    ]
+    reads = [u["prompt_tokens_details"]["cached_tokens"] for u in usages]
+    writes = [u["prompt_tokens_details"]["cache_creation_tokens"] for u in usages]
+    assert sorted(reads) == [0, *[reads[-1]] * 4] and reads[-1] > 1000
+    assert sum(1 for w in writes if w) == 1
+    ledger = tokenhub_emulator.ledger()
+    assert {r.path.rsplit("/", 1)[-1] for r in tokenhub_emulator.requests} == {"messages"}
+    assert f"${ledger.total_usd:.6f}" in capsys.readouterr().out

@@ -634,3 +634,42 @@ def test_a_reply_message_dumped_into_the_history_keeps_its_thinking() -> None:
     assert "thinking_blocks" not in plain and plain["content"] == [
         {"type": "text", "text": "Four."}
     ]
+
+
+def test_a_json_answer_to_a_stream_and_an_error_inside_a_200_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(client_module, "_sleep", lambda seconds: None)
+    message = {
+        "type": "message",
+        "model": "claude-sonnet-4-6",
+        "content": [{"type": "text", "text": "Whole."}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 4, "output_tokens": 2},
+    }
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    client, sent = client_for(
+        [
+            httpx.Response(200, json=message),
+            httpx.Response(200, json=overloaded),
+            httpx.Response(200, json=message),
+        ]
+    )
+    chunks = list(client.stream(model=SONNET, messages=USER))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Whole."
+    assert client.chat(model=SONNET, messages=USER).choices[0].message.content == "Whole."
+    assert len(sent) == 3  # the overloaded 200 was retried like a 529
+
+
+def test_a_stream_whose_final_usage_never_comes_is_charged_its_worst_case() -> None:
+    no_final_usage = events(
+        START,
+        block(0, type="text", text=""),
+        delta(0, type="text_delta", text="Hi"),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+        ("message_stop", {"type": "message_stop"}),
+    )
+    client, _ = client_for([sse(no_final_usage)])
+    with track_cost() as meter:
+        list(client.stream(model=SONNET, messages=USER, max_tokens=100))
+    assert meter.calls == 1 and meter.estimated_calls == 1 and meter.output_tokens == 100

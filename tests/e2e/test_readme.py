@@ -41,6 +41,7 @@ EXPECTED = {
     "track_cost(budget_usd=": ["budget of $0.005 would be exceeded", "anthropic/claude-haiku-4-5"],
     "top_p=0.9,": ["invalid top_p=0.9: set temperature or top_p, not both (temperature=0.5)"],
     "with TokenHubEmulator() as emu:": ["[emulator] You said: Hello!", "Paris.", "[200, 429, 200]"],
+    'TokenHubClient(protocol="messages")': ["written: 0 read: ", "cache_saved_usd="],
     "summary = run_batch(": [
         "2 answered, 0 failed, 0 skipped",
         "anthropic/claude-haiku-4-5: 2 calls",

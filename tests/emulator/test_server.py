@@ -177,6 +177,8 @@ def test_limits_and_the_control_token_are_flags_too(command: list[str]) -> None:
         process.stdout.readline()
         control = process.stdout.readline()
         assert control.startswith("Control API: http://127.0.0.1:") and "/_emulator" in control
+        native = process.stdout.readline()
+        assert f"ANTHROPIC_BASE_URL={base_url.removesuffix('/api/v1')} " in native
         headers = {"Authorization": f"Bearer {key}"}
         first = httpx.post(f"{base_url}/chat/completions", json=chat(), headers=headers)
         second = httpx.post(f"{base_url}/chat/completions", json=chat(), headers=headers)
