@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from langchain_tokenhub.claude import MESSAGES, thinking_is_on
 from langchain_tokenhub.errors import translate_errors
 from langchain_tokenhub.messages import (
     MODEL_PROVIDER,
@@ -53,7 +54,9 @@ from tokenhub_core.params import (
     check_no_secrets,
     check_sampling_params,
     estimate_tokens,
+    normalize_protocol,
     normalize_stop,
+    normalize_thinking,
     normalize_timeout,
 )
 
@@ -61,7 +64,16 @@ __all__ = ["ChatTokenHub"]
 
 # Per-call keywords that are ours rather than request fields.
 _CALL_OPTIONS = frozenset(
-    {"model", "extra_body", "extra_headers", "stream_usage", "stream", "timeout", "deadline"}
+    {
+        "model",
+        "protocol",
+        "extra_body",
+        "extra_headers",
+        "stream_usage",
+        "stream",
+        "timeout",
+        "deadline",
+    }
 )
 _CALL_KEYWORDS = REQUEST_PARAMS | _CALL_OPTIONS
 Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
@@ -73,13 +85,16 @@ class _Request:
     messages: list[dict[str, Any]]
     params: dict[str, Any]
     stream_usage: bool
+    protocol: str
 
 
 class ChatTokenHub(BaseChatModel):
     """Claude through TokenHub, as a LangChain chat model.
 
     Drop-in for ``ChatOpenAI(base_url=..., api_key=...)``: streaming with usage, tool calling,
-    structured output, images, cost per reply, and errors LangChain recognizes.
+    structured output, images, cost per reply, and errors LangChain recognizes. With
+    ``protocol="messages"`` it speaks Claude's own Messages API, as ``ChatAnthropic`` does:
+    prompt caching with cache usage and prices, extended thinking, PDFs.
 
     Example:
         ```python
@@ -108,6 +123,15 @@ class ChatTokenHub(BaseChatModel):
     """0.0-1.0. Set temperature or top_p, not both."""
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """At most 4 stop sequences."""
+    top_k: int | None = None
+    """Sample from the k likeliest tokens (``protocol="messages"`` only; not with thinking)."""
+    protocol: str = "chat/completions"
+    """``"chat/completions"`` (OpenAI-compatible, the default) or ``"messages"``: Claude's own
+    Messages API, for prompt caching with cache usage, extended thinking and PDFs. Also per call."""
+    thinking: int | str | dict[str, Any] | None = None
+    """Extended thinking (``protocol="messages"``): a token budget (>= 1024, below
+    ``max_tokens``), ``"adaptive"``, or ChatAnthropic's dict (``{"type": "enabled",
+    "budget_tokens": 2048}``, ``{"type": "adaptive"}``). Also per call; None: off."""
     timeout: Timeout = 60.0
     """Seconds per attempt (None waits forever), an ``httpx.Timeout`` or a ``(connect, read)``
     pair (alias ``request_timeout``)."""
@@ -177,6 +201,17 @@ class ChatTokenHub(BaseChatModel):
     def _check_max_retries(cls, max_retries: Any) -> int:
         return check_max_retries(max_retries)
 
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _check_protocol(cls, protocol: Any) -> str:
+        return normalize_protocol(protocol)
+
+    @field_validator("thinking")
+    @classmethod
+    def _check_thinking(cls, thinking: Any) -> Any:
+        normalize_thinking(thinking)
+        return thinking
+
     @field_validator("stop", mode="before")
     @classmethod
     def _normalize_stop(cls, stop: Any) -> Any:
@@ -220,6 +255,9 @@ class ChatTokenHub(BaseChatModel):
             "temperature": self.temperature,
             "top_p": self.top_p,
             "stop": self.stop,
+            "top_k": self.top_k,
+            "protocol": self.protocol,
+            "thinking": self.thinking,
             "model_kwargs": self.model_kwargs,
             "streaming": self.streaming,
             "stream_usage": self.stream_usage,
@@ -253,7 +291,8 @@ class ChatTokenHub(BaseChatModel):
 
         About four characters a token, a fixed cost per image; errs on the high side.
         """
-        return estimate_tokens(convert_messages(messages), convert_tools(tools) if tools else None)
+        wire = convert_messages(messages, protocol=self.protocol)
+        return estimate_tokens(wire, convert_tools(tools) if tools else None)
 
     # --- the request path ---------------------------------------------------------------------
 
@@ -262,13 +301,17 @@ class ChatTokenHub(BaseChatModel):
         info = resolve_model(self.model)
         if info is None:
             return None
+        native = self.protocol == MESSAGES
         return ModelProfile(
             max_input_tokens=info.context_window,
             max_output_tokens=info.max_output_tokens,
             text_inputs=True,
             image_inputs=info.supports_vision,
             image_url_inputs=info.supports_vision,
-            pdf_inputs=False,
+            pdf_inputs=native,
+            pdf_tool_message=native,
+            image_tool_message=info.supports_vision,
+            reasoning_output=native and bool(info.thinking_modes),
             audio_inputs=False,
             video_inputs=False,
             text_outputs=True,
@@ -278,9 +321,10 @@ class ChatTokenHub(BaseChatModel):
             structured_output=info.supports_tools,
         )
 
-    def _get_client(self) -> TokenHubClient:
+    def _get_client(self, protocol: str) -> TokenHubClient:
         """The instance's client, built on first use and rebuilt if its settings change."""
         return self._clients.get(
+            protocol=protocol,
             api_key=self.api_key,
             base_url=self.base_url,
             timeout=normalize_timeout(self.timeout),
@@ -305,6 +349,8 @@ class ChatTokenHub(BaseChatModel):
             "temperature": self.temperature,
             "top_p": self.top_p,
             "stop": self.stop,
+            "top_k": self.top_k,
+            "thinking": self.thinking,
         }
         extra_body = dict(self.extra_body or {})
         for key, value in self.model_kwargs.items():
@@ -327,11 +373,13 @@ class ChatTokenHub(BaseChatModel):
             params["tool_choice"] = normalize_tool_choice(
                 params["tool_choice"], tool_names(params.get("tools") or ())
             )
+        protocol = normalize_protocol(kwargs.get("protocol") or self.protocol)
         return _Request(
             model=kwargs.get("model") or self.model,
-            messages=convert_messages(messages),
+            messages=convert_messages(messages, protocol=protocol),
             params=params,
             stream_usage=kwargs.get("stream_usage", self.stream_usage),
+            protocol=protocol,
         )
 
     def _generate(
@@ -343,7 +391,7 @@ class ChatTokenHub(BaseChatModel):
     ) -> ChatResult:
         with translate_errors():
             request = self._request(messages, stop, kwargs)
-            completion = self._get_client().chat(
+            completion = self._get_client(request.protocol).chat(
                 model=request.model, messages=request.messages, **request.params
             )
         return _chat_result(completion, request.model)
@@ -357,7 +405,7 @@ class ChatTokenHub(BaseChatModel):
     ) -> ChatResult:
         with translate_errors():
             request = self._request(messages, stop, kwargs)
-            completion = await self._get_client().achat(
+            completion = await self._get_client(request.protocol).achat(
                 model=request.model, messages=request.messages, **request.params
             )
         return _chat_result(completion, request.model)
@@ -371,8 +419,8 @@ class ChatTokenHub(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         with translate_errors():
             request = self._request(messages, stop, kwargs)
-            converter = StreamConverter(request.model, usage=request.stream_usage)
-            with self._get_client().stream(
+            converter = _stream_converter(request)
+            with self._get_client(request.protocol).stream(
                 model=request.model, messages=request.messages, **request.params
             ) as stream:
                 for chunk in stream:
@@ -393,8 +441,8 @@ class ChatTokenHub(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         with translate_errors():
             request = self._request(messages, stop, kwargs)
-            converter = StreamConverter(request.model, usage=request.stream_usage)
-            async with self._get_client().astream(
+            converter = _stream_converter(request)
+            async with self._get_client(request.protocol).astream(
                 model=request.model, messages=request.messages, **request.params
             ) as stream:
                 async for chunk in stream:
@@ -505,8 +553,11 @@ class ChatTokenHub(BaseChatModel):
         if method == "function_calling":
             assert schema is not None
             name = convert_to_openai_tool(schema)["function"]["name"]
+            # Claude cannot be forced to a tool while thinking: it is asked, and a reply
+            # without the call raises OutputParserException (as with ChatAnthropic).
+            forced = None if thinking_is_on(self.thinking) else name
             llm = self.bind_tools(
-                [schema], tool_choice=name, strict=strict, ls_structured_output_format=trace
+                [schema], tool_choice=forced, strict=strict, ls_structured_output_format=trace
             )
             parser = tool_call_parser(schema, name)
         elif method == "json_mode":
@@ -527,6 +578,12 @@ class ChatTokenHub(BaseChatModel):
             llm = add_instructions | bound
             parser = json_parser(schema)
         return structured_runnable(llm, parser, include_raw=include_raw)
+
+
+def _stream_converter(request: _Request) -> StreamConverter:
+    # Content streams as blocks when thinking is on, as ChatAnthropic's does.
+    blocks = thinking_is_on(request.params.get("thinking"))
+    return StreamConverter(request.model, usage=request.stream_usage, blocks=blocks)
 
 
 def _chat_result(completion: ChatCompletion, model: str) -> ChatResult:

@@ -16,9 +16,16 @@ Decisions where the wire leaves room:
   text only.
 - An invalid tool call sent back goes out with its raw arguments when they are a JSON object,
   else with ``{}``: Claude needs an object, and the paired ToolMessage carries the error.
+- On Claude's native protocol (``protocol="messages"``) documents, thinking blocks and tool
+  results with images or documents travel as parts (`langchain_tokenhub.claude`); on
+  chat/completions a document is refused before sending and thinking blocks stay home.
+- A reply with thinking has ChatAnthropic's content: a list of the thinking blocks, then a text
+  block; streamed, its fragments are indexed blocks that merge into the same list.
 - Replies carry ``response_metadata["model_provider"] = "tokenhub"``. Its content-block
   translator (registered below) is langchain-core's Chat Completions translator, the schema
-  TokenHub speaks, plus invalid tool calls; tracing (``ls_provider``) names the same provider.
+  TokenHub speaks, plus invalid tool calls (for list content, langchain-core's Anthropic
+  translator reads the thinking and text blocks); tracing (``ls_provider``) names the same
+  provider.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
+    BaseMessageChunk,
     ChatMessage,
     HumanMessage,
     InvalidToolCall,
@@ -40,8 +48,14 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages import content as types
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.ai import UsageMetadata, add_ai_message_chunks
 from langchain_core.messages.block_translators import register_translator
+from langchain_core.messages.block_translators.anthropic import (
+    translate_content as _anthropic_translate_content,
+)
+from langchain_core.messages.block_translators.anthropic import (
+    translate_content_chunk as _anthropic_translate_content_chunk,
+)
 from langchain_core.messages.block_translators.openai import (
     translate_content as _openai_translate_content,
 )
@@ -52,7 +66,17 @@ from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import model_validator
 
-from tokenhub_core.catalog import price_call
+from langchain_tokenhub.claude import (
+    MESSAGES,
+    NEEDS_MESSAGES,
+    BlockStream,
+    document_part,
+    is_document_block,
+    reply_content,
+    thinking_parts,
+    tool_cache_control,
+)
+from tokenhub_core.catalog import price_usage
 from tokenhub_core.errors import (
     InvalidParameterError,
     complete_json_object,
@@ -66,6 +90,7 @@ __all__ = [
     "MODEL_PROVIDER",
     "StreamConverter",
     "TokenHubMessageChunk",
+    "cache_creation_by_ttl",
     "completion_to_message",
     "convert_messages",
     "convert_tools",
@@ -87,13 +112,21 @@ _SYSTEM_ROLES = {"system", "developer"}
 # ---------------------------------------------------------------------------------------------
 
 
-def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+def convert_messages(
+    messages: Sequence[BaseMessage], *, protocol: str = "chat/completions"
+) -> list[dict[str, Any]]:
     """LangChain messages as TokenHub wire messages (OpenAI chat-completions dicts).
+
+    With ``protocol="messages"`` the result also carries what only Claude's native protocol
+    takes (see `langchain_tokenhub.claude`): document parts, thinking parts in assistant turns,
+    and tool results as parts (images and documents included).
 
     Raises:
         InvalidParameterError: a message or content block TokenHub cannot take (unsupported
-            media type, audio, files, an unknown role), before anything is sent.
+            media type, audio, a document on chat/completions, an unknown role), before
+            anything is sent.
     """
+    native = protocol == MESSAGES
     system_parts: list[list[dict[str, Any]]] = []
     wire: list[dict[str, Any]] = []
     pending_images: list[dict[str, Any]] = []
@@ -107,12 +140,16 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
         if role == "system":
             system_parts.append(_system_parts(message.content, where))
         elif role == "user":
-            wire.append(
-                _with_name({"role": "user", "content": _user_content(message, where)}, message)
-            )
+            content = _user_content(message, where, native)
+            wire.append(_with_name({"role": "user", "content": content}, message))
         elif role == "assistant":
-            if (converted := _assistant_message(message)) is not None:
+            if (converted := _assistant_message(message, native)) is not None:
                 wire.append(converted)
+        elif native:
+            assert isinstance(message, ToolMessage)
+            call_id = normalize_tool_call_id(message.tool_call_id)
+            content = _native_tool_content(message.content, where)
+            wire.append({"role": "tool", "tool_call_id": call_id, "content": content})
         else:
             assert isinstance(message, ToolMessage)
             text, images = _tool_content(message.content, where)
@@ -191,19 +228,19 @@ def _text_part(text: str, block: Mapping[str, Any]) -> dict[str, Any]:
     return part
 
 
-def _user_content(message: BaseMessage, where: str) -> str | list[dict[str, Any]]:
+def _user_content(message: BaseMessage, where: str, native: bool) -> str | list[dict[str, Any]]:
     content = message.content
     if isinstance(content, str):
         return content
     parts: list[dict[str, Any]] = []
     for j, block in enumerate(content):
-        part = _user_part(block, f"{where}.content[{j}]")
+        part = _user_part(block, f"{where}.content[{j}]", native)
         if part is not None:
             parts.append(part)
     return parts or ""
 
 
-def _user_part(block: str | dict[str, Any], where: str) -> dict[str, Any] | None:
+def _user_part(block: str | dict[str, Any], where: str, native: bool) -> dict[str, Any] | None:
     """One content block of a user message as a wire part; None for an empty text block."""
     if isinstance(block, str):
         return None if _is_blank(block) else {"type": "text", "text": block}
@@ -212,10 +249,30 @@ def _user_part(block: str | dict[str, Any], where: str) -> dict[str, Any] | None
         text = block.get("text")
         return None if _is_blank(text) else _text_part(str(text), block)
     if kind in ("image_url", "image"):
-        return image_part(block, where)
+        return _cached(image_part(block, where), block)
+    if is_document_block(block):
+        if not native:
+            raise InvalidParameterError(
+                where, "document", f"PDF and text files need {NEEDS_MESSAGES}"
+            )
+        return document_part(block, where)
+    also = " (and PDF or text files)" if native else ""
     raise InvalidParameterError(
-        f"{where}.type", kind, f"TokenHub takes text and images ({_SUPPORTED}) in user messages"
+        f"{where}.type",
+        kind,
+        f"TokenHub takes text and images ({_SUPPORTED}){also} in user messages",
     )
+
+
+def _cached(part: dict[str, Any], block: Mapping[str, Any]) -> dict[str, Any]:
+    """``part`` with the ``cache_control`` of the block it came from (also from its extras)."""
+    extras = block.get("extras")
+    cache_control = block.get("cache_control")
+    if cache_control is None and isinstance(extras, Mapping):
+        cache_control = extras.get("cache_control")
+    if cache_control is not None:
+        part["cache_control"] = cache_control
+    return part
 
 
 def image_part(block: Mapping[str, Any], where: str = "image") -> dict[str, Any]:
@@ -275,16 +332,18 @@ def _checked_url(url: str, mime_type: Any, where: str) -> str:
     return url
 
 
-def _assistant_message(message: BaseMessage) -> dict[str, Any] | None:
+def _assistant_message(message: BaseMessage, native: bool) -> dict[str, Any] | None:
     content = message.content
-    if isinstance(content, str):
-        text = content
-    else:  # keep text; tool_use / reasoning / tool_call blocks are carried by tool_calls
-        text = "".join(
-            b if isinstance(b, str) else b.get("text") or ""
-            for b in content
-            if isinstance(b, str) or b.get("type") == "text"
-        )
+    # Text parts; kept as parts (not joined) only when one carries cache_control.
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else []
+    if not isinstance(content, str):  # tool_use / reasoning / tool_call: see tool_calls
+        for block in content:
+            if isinstance(block, str):
+                parts.append({"type": "text", "text": block})
+            elif block.get("type") == "text":
+                parts.append(_text_part(block.get("text") or "", block))
+    text = "".join(part["text"] for part in parts)
+    thinking = thinking_parts(content) if native else []
     calls: list[dict[str, Any]] = []
     if isinstance(message, AIMessage):
         calls = [_wire_tool_call(tc) for tc in message.tool_calls]
@@ -292,7 +351,13 @@ def _assistant_message(message: BaseMessage) -> dict[str, Any] | None:
     if not calls and _is_blank(text):
         return None
     wire: dict[str, Any] = {"role": "assistant"}
-    if text:
+    if thinking or any("cache_control" in part for part in parts):
+        # Thinking first, in the order the model gave it, then the text.
+        text_parts = [p for p in parts if not _is_blank(p["text"])]
+        if not any("cache_control" in part for part in parts) and text_parts:
+            text_parts = [{"type": "text", "text": text}]
+        wire["content"] = [*thinking, *text_parts]
+    elif text:
         wire["content"] = text
     if calls:
         wire["tool_calls"] = calls
@@ -341,9 +406,45 @@ def _tool_content(
     return "\n".join(texts), images
 
 
+def _native_tool_content(
+    content: str | list[str | dict[str, Any]], where: str
+) -> str | list[dict[str, Any]]:
+    """A tool result for Claude's native protocol: text, images and documents as parts."""
+    if isinstance(content, str):
+        return content
+    parts: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        at = f"{where}.content[{j}]"
+        if isinstance(block, str):
+            if not _is_blank(block):
+                parts.append({"type": "text", "text": block})
+        elif block.get("type") == "text":
+            if not _is_blank(block.get("text")):
+                parts.append(_text_part(block["text"], block))
+        elif block.get("type") in ("image_url", "image"):
+            parts.append(_cached(image_part(block, at), block))
+        elif is_document_block(block):
+            parts.append(document_part(block, at))
+        else:  # an untyped or unknown block is data the tool returned: keep it as JSON text
+            parts.append(
+                {"type": "text", "text": json.dumps(block, ensure_ascii=False, default=str)}
+            )
+    return parts
+
+
 def convert_tools(tools: Sequence[Any], *, strict: bool | None = None) -> list[dict[str, Any]]:
-    """BaseTools, functions, pydantic models, TypedDicts and tool dicts as wire tools."""
-    return [convert_to_openai_tool(t, strict=strict) for t in tools]
+    """BaseTools, functions, pydantic models, TypedDicts and tool dicts as wire tools.
+
+    A tool's ``cache_control`` (a dict tool's key, a ``BaseTool``'s ``extras``) is kept on the
+    wire tool, where the core's protocols read it.
+    """
+    wire_tools = []
+    for tool in tools:
+        wire = convert_to_openai_tool(tool, strict=strict)
+        if (cache_control := tool_cache_control(tool)) is not None:
+            wire = {**wire, "cache_control": cache_control}
+        wire_tools.append(wire)
+    return wire_tools
 
 
 def tool_names(wire_tools: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -396,25 +497,51 @@ def _force(name: str) -> dict[str, Any]:
 
 
 def usage_to_metadata(usage: Usage) -> UsageMetadata:
-    """Wire usage as LangChain usage: ``input_tokens`` counts the whole prompt, cache reads too."""
+    """Wire usage as LangChain usage.
+
+    ``input_tokens`` is the whole prompt (cache reads and writes included, each counted once).
+    ``input_token_details`` has ``cache_read`` and ``cache_creation`` (all writes, whatever their
+    TTL), always on Claude's native protocol, else when non-zero: the details never add up to more
+    than the prompt. (ChatAnthropic reports TTL-split writes under ``ephemeral_*`` keys with
+    ``cache_creation`` 0; that split is in ``response_metadata["cache_creation"]`` here, see
+    `cache_creation_by_ttl`.)
+    """
     metadata: dict[str, Any] = {
         "input_tokens": usage.prompt_tokens,
         "output_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
     }
-    if usage.cached_tokens > 0:
-        metadata["input_token_details"] = {"cache_read": usage.cached_tokens}
-    details = usage.completion_tokens_details
-    if details is not None and details.reasoning_tokens:
-        metadata["output_token_details"] = {"reasoning": details.reasoning_tokens}
+    input_details: dict[str, int] = {}
+    details = usage.prompt_tokens_details
+    # Claude's native usage always reports both cache counts (zeros too), as ChatAnthropic
+    # passes them on; the OpenAI-compatible layer reports reads, at most.
+    native = details is not None and details.cache_creation_tokens is not None
+    if usage.cache_read_tokens > 0 or native:
+        input_details["cache_read"] = usage.cache_read_tokens
+    if usage.cache_creation_tokens > 0 or native:
+        input_details["cache_creation"] = usage.cache_creation_tokens
+    if input_details:
+        metadata["input_token_details"] = input_details
+    if usage.reasoning_tokens > 0:
+        metadata["output_token_details"] = {"reasoning": usage.reasoning_tokens}
     # A cast, not a TypedDict literal: mypy (python_version 3.10) reads langchain-core's
     # typing.NotRequired keys as required.
     return cast("UsageMetadata", metadata)
 
 
+def cache_creation_by_ttl(usage: Usage) -> dict[str, int] | None:
+    """The cache writes split by TTL, as Claude reports them, when there were writes."""
+    if usage.cache_creation_tokens <= 0:
+        return None
+    return {
+        "ephemeral_5m_input_tokens": usage.cache_creation_5m_tokens,
+        "ephemeral_1h_input_tokens": usage.cache_creation_1h_tokens,
+    }
+
+
 def _cost(requested: str, served: str | None, usage: Usage) -> float | None:
-    """The call's USD cost by the core's one pricing rule (`tokenhub_core.catalog.price_call`)."""
-    _, cost = price_call(requested, served, usage.prompt_tokens, usage.completion_tokens)
+    """The call's USD cost by the core's one pricing rule, cache reads and writes included."""
+    _, cost = price_usage(requested, served, usage)
     return None if cost is None else float(cost)
 
 
@@ -439,14 +566,14 @@ def completion_to_message(
     }
     if completion.system_fingerprint:
         metadata["system_fingerprint"] = completion.system_fingerprint
-    content = ""
+    content: str | list[str | dict[str, Any]] = ""
     calls: list[ToolCall] = []
     invalid: list[InvalidToolCall] = []
     extra: dict[str, Any] = {}
     if completion.choices:
         choice = completion.choices[0]
         metadata["finish_reason"] = choice.finish_reason
-        content = choice.message.content or ""
+        content = reply_content(choice.message.content or "", choice.message.thinking_blocks)
         for wire_call in choice.message.tool_calls or []:
             name, raw = wire_call.function.name, wire_call.function.arguments
             args = complete_json_object(raw)
@@ -461,6 +588,8 @@ def completion_to_message(
     if completion.usage is not None:
         usage = usage_to_metadata(completion.usage)
         metadata["cost_usd"] = _cost(model, completion.model or None, completion.usage)
+        if (by_ttl := cache_creation_by_ttl(completion.usage)) is not None:
+            metadata["cache_creation"] = by_ttl
     return AIMessage(
         content=content,
         tool_calls=calls,
@@ -487,6 +616,7 @@ class StreamConverter:
     """
 
     __slots__ = (
+        "_blocks",
         "_finish_reason",
         "_id",
         "_identified",
@@ -497,9 +627,17 @@ class StreamConverter:
         "_usage",
     )
 
-    def __init__(self, model: str, *, usage: bool = True) -> None:
-        """Args: model: the model requested; usage: False drops the usage (``stream_usage``)."""
+    def __init__(self, model: str, *, usage: bool = True, blocks: bool = False) -> None:
+        """Create the converter for one stream.
+
+        Args:
+            model: the model requested.
+            usage: False drops the usage (``stream_usage``).
+            blocks: stream content as blocks from the start (thinking was asked for), as
+                ChatAnthropic does; otherwise text is a string until a thinking fragment comes.
+        """
         self._model = model
+        self._blocks = BlockStream(on=blocks)
         self._served = ""
         self._id = ""  # the first id the server gave: every chunk of the reply carries it
         self._finish_reason: str | None = None
@@ -544,7 +682,8 @@ class StreamConverter:
             fields["additional_kwargs"] = extra
         if self._id:
             fields["id"] = self._id
-        return TokenHubMessageChunk(content=delta.content or "", **fields)
+        content = self._blocks.content(delta.content, delta.thinking_blocks)
+        return TokenHubMessageChunk(content=content, **fields)
 
     def finish(self, usage: Usage | None) -> AIMessageChunk:
         """The closing chunk: the stream's final usage and its cost (unless usage is off)."""
@@ -553,9 +692,11 @@ class StreamConverter:
         if usage is not None and self._usage:
             usage_metadata = usage_to_metadata(usage)
             metadata["cost_usd"] = _cost(self._model, self._served or None, usage)
+            if (by_ttl := cache_creation_by_ttl(usage)) is not None:
+                metadata["cache_creation"] = by_ttl
         fields: dict[str, Any] = {"id": self._id} if self._id else {}
         return TokenHubMessageChunk(
-            content="",
+            content=[] if self._blocks.on else "",
             usage_metadata=usage_metadata,
             response_metadata=metadata,
             chunk_position="last",
@@ -612,6 +753,19 @@ class TokenHubMessageChunk(AIMessageChunk):
         self.invalid_tool_calls = invalid
         return self
 
+    def __add__(self, other: Any) -> BaseMessageChunk:  # type: ignore[override]
+        # A stream that turns to blocks (a thinking fragment) after its empty first chunks
+        # merges into a list of blocks, not ["", {...}].
+        if (
+            self.content == ""
+            and isinstance(other, AIMessageChunk)
+            and isinstance(other.content, list)
+            and other.content
+        ):
+            return add_ai_message_chunks(self.model_copy(update={"content": []}), other)
+        merged: BaseMessageChunk = super().__add__(other)
+        return merged
+
     @classmethod
     def lc_id(cls) -> list[str]:
         return AIMessageChunk.lc_id()
@@ -637,11 +791,19 @@ def _invalid_call_blocks(message: AIMessage) -> list[types.ContentBlock]:
 
 
 def _translate_content(message: AIMessage) -> list[types.ContentBlock]:
-    return _openai_translate_content(message) + _invalid_call_blocks(message)
+    if isinstance(message.content, str):
+        return _openai_translate_content(message) + _invalid_call_blocks(message)
+    # Claude's blocks (thinking, text) as ChatAnthropic's are read; tool calls as ours.
+    calls = _openai_translate_content(message.model_copy(update={"content": ""}))
+    return _anthropic_translate_content(message) + calls + _invalid_call_blocks(message)
 
 
 def _translate_content_chunk(message: AIMessageChunk) -> list[types.ContentBlock]:
-    blocks = _openai_translate_content_chunk(message)
+    if isinstance(message.content, str):
+        blocks = _openai_translate_content_chunk(message)
+    else:
+        calls = _openai_translate_content_chunk(message.model_copy(update={"content": ""}))
+        blocks = _anthropic_translate_content_chunk(message) + calls
     if message.chunk_position == "last":
         blocks += _invalid_call_blocks(message)
     return blocks

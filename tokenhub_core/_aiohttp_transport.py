@@ -71,6 +71,11 @@ class _Body(httpx.AsyncByteStream):
             raise _httpx_error(exc, _READ_ERRORS, self._request) from exc
 
     async def aclose(self) -> None:
+        self.close_now()
+
+    def close_now(self) -> None:
+        """Close without awaiting (aiohttp's release and close are synchronous): for a stream
+        dropped unclosed, whose loop may be shutting down before a scheduled close would run."""
         # A fully read body has already gone back to the pool; an unread rest cannot be
         # skipped cheaply on a keep-alive connection, so that connection is closed.
         response = self._response

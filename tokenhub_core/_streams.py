@@ -421,7 +421,12 @@ class AsyncChatStream(_StreamBase):
             return
         self._finished = True
         response, loop = self._response, self._loop
-        if response is not None and loop is not None and not loop.is_closed():
+        close_now = getattr(getattr(response, "stream", None), "close_now", None)
+        if close_now is not None and _running_loop() is loop:
+            # Our own transport closes synchronously: do it now, on the loop's thread, rather
+            # than schedule it where asyncio.run's shutdown may cancel it.
+            run_when_safe(close_now)
+        elif response is not None and loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(_close_later, response)
         life, state = self._life, self._state
@@ -437,6 +442,13 @@ class AsyncChatStream(_StreamBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 _closing: set[asyncio.Task[None]] = set()

@@ -21,8 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tokenhub_core.catalog import MODELS, price_call, resolve_model
-from tokenhub_emulator.caching import CacheUsage, minimum_cacheable_tokens
+from tokenhub_core.catalog import MODELS, price_call
+from tokenhub_emulator.caching import minimum_cacheable_tokens
 from tokenhub_emulator.checks import (
     ChatRequest,
     RequestError,
@@ -429,8 +429,11 @@ class _Endpoints:
             raise RequestError(400, f"anthropic-version: {version!r} is not a valid version")
         if body is _INVALID:
             raise RequestError(400, "The request body is not valid JSON.")
-        if counting and isinstance(body, dict):
-            body = {**body, "max_tokens": 1}
+        if counting and isinstance(body, dict) and "max_tokens" not in body:
+            # count_tokens takes no max_tokens; any that passes the thinking budget rule will do
+            thinking = body.get("thinking")
+            budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+            body = {**body, "max_tokens": budget + 1 if type(budget) is int else 1}
         native = check_messages_request(
             body,
             claude_rules=self.state.settings.claude_rules,
@@ -592,13 +595,20 @@ class _Endpoints:
         request_id = self.state.next_request_id()
         recorded, _ = self._record(request, await request.body(), request_id)
         path = request.scope["path"]
-        if path in CHAT_PATHS or path in MODELS_PATHS or path in MESSAGES_PATHS:
+        native = _is_native(path)
+        if path in CHAT_PATHS or path in MODELS_PATHS or native:
             err = RequestError(405, f"Method {request.method} not allowed on {path}.")
         else:
             err = RequestError(
-                404, f"Unknown path {path}; POST {CHAT_PATHS[0]}.", type="not_found_error"
+                404,
+                f"Unknown path {path}; POST {CHAT_PATHS[0]} or {MESSAGES_PATHS[0]}.",
+                type="not_found_error",
             )
-        return self._error(recorded, err)
+        return self._native_error(recorded, err) if native else self._error(recorded, err)
+
+
+def _is_native(path: str) -> bool:
+    return path in MESSAGES_PATHS or path in COUNT_TOKENS_PATHS
 
 
 _INVALID = object()
@@ -631,7 +641,15 @@ def _native_ledger_entry(
     request_id: str, api_key: str, request: MessagesRequest, reply: NativeReply
 ) -> LedgerEntry:
     cache = reply.cache
-    model, cost = _price_with_cache(request.model, reply.model, cache, reply.output_tokens)
+    model, cost = price_call(
+        request.model,
+        reply.model,
+        cache.prompt_tokens,
+        reply.output_tokens,
+        cache_read_tokens=cache.read,
+        cache_write_5m_tokens=cache.write_5m,
+        cache_write_1h_tokens=cache.write_1h,
+    )
     return LedgerEntry(
         request_id=request_id,
         api_key=api_key,
@@ -649,27 +667,6 @@ def _native_ledger_entry(
     )
 
 
-_MTOK = Decimal(1_000_000)
-
-
-def _price_with_cache(
-    requested: str, served: str, cache: CacheUsage, completion_tokens: int
-) -> tuple[str, Decimal | None]:
-    """A call's price with cache reads at 0.1x input, 5-minute writes 1.25x, 1-hour writes 2x."""
-    model, _ = price_call(requested, served, 0, 0)
-    info = resolve_model(model)
-    if info is None:
-        return model, None
-    price = info.input_usd_per_mtok
-    prompt = (
-        cache.input_tokens * price
-        + cache.read * price * Decimal("0.1")
-        + cache.write_5m * price * Decimal("1.25")
-        + cache.write_1h * price * 2
-    )
-    return model, (prompt + completion_tokens * info.output_usd_per_mtok) / _MTOK
-
-
 def create_app(state: EmulatorState, *, control_token: str | None = None) -> Starlette:
     """The ASGI app serving TokenHub's API and the control API from ``state``."""
     endpoints = _Endpoints(state, control_token)
@@ -682,7 +679,12 @@ def create_app(state: EmulatorState, *, control_token: str | None = None) -> Sta
     routes.append(Route("/{path:path}", endpoints.other, methods=methods))
 
     async def internal_error(request: Request, exc: Exception) -> Response:
-        body = error_body(f"[emulator] internal error: {exc!r}", "api_error", None)
-        return _json_answer(500, body, state.next_request_id())
+        request_id = state.next_request_id()
+        message = f"[emulator] internal error: {exc!r}"
+        if _is_native(request.url.path):
+            return _json_answer(
+                500, native_error_body(message, "api_error", request_id), request_id, native=True
+            )
+        return _json_answer(500, error_body(message, "api_error", None), request_id)
 
     return Starlette(routes=routes, exception_handlers={Exception: internal_error})

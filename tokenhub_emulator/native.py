@@ -42,7 +42,6 @@ __all__ = [
     "ThinkingConfig",
     "check_messages_request",
     "check_native_key",
-    "thinking_modes",
 ]
 
 MAX_REQUEST_BYTES = 32 << 20  # Claude's limit for a Messages request
@@ -55,29 +54,10 @@ _TOP_LEVEL = frozenset(
         "inference_geo",
     }
 )
-# Which thinking types each model takes (until the catalog's ModelInfo.thinking_modes lands).
-_THINKING_MODES: dict[str, frozenset[str]] = {
-    "anthropic/claude-opus-4-7": frozenset({"adaptive"}),
-    "anthropic/claude-opus-4-6": frozenset({"enabled", "adaptive"}),
-    "anthropic/claude-sonnet-4-6": frozenset({"enabled", "adaptive"}),
-    "anthropic/claude-haiku-4-5": frozenset({"enabled"}),
-    "anthropic/claude-sonnet-4-5": frozenset({"enabled"}),
-    "anthropic/claude-opus-4-5": frozenset({"enabled"}),
-    "anthropic/claude-4-sonnet": frozenset({"enabled"}),
-    "anthropic/claude-4-opus": frozenset({"enabled"}),
-}
 # A system prompt asking for one JSON object (as a client turns JSON mode into one).
 _JSON_INSTRUCTION = re.compile(
     r"\b(?:answer|respond|reply|output)\b[^.\n]{0,60}\bJSON object\b", re.IGNORECASE
 )
-
-
-def thinking_modes(info: ModelInfo) -> frozenset[str]:
-    """The thinking types (``enabled``, ``adaptive``) ``info``'s model takes."""
-    modes = getattr(info, "thinking_modes", None)
-    if isinstance(modes, frozenset):
-        return modes
-    return _THINKING_MODES.get(info.id, frozenset())
 
 
 @dataclass(frozen=True)
@@ -379,7 +359,7 @@ def _check_thinking(thinking: Any, info: ModelInfo, max_tokens: int) -> Thinking
         display = "omitted"
     elif thinking.get("display") not in (None, "summarized"):
         raise bad(f"thinking.{kind}.display: Input should be 'summarized' or 'omitted'")
-    modes = thinking_modes(info)
+    modes = info.thinking_modes  # the catalog's: which of enabled / adaptive it takes
     if kind not in modes:
         if not modes:
             raise bad(f"thinking: {info.short_id} does not support extended thinking")

@@ -42,6 +42,10 @@ EXPECTED = {
     "top_p=0.9,": ["invalid top_p=0.9: set temperature or top_p, not both (temperature=0.5)"],
     "with TokenHubEmulator() as emu:": ["[emulator] You said: Hello!", "Paris.", "[200, 429, 200]"],
     'TokenHubClient(protocol="messages")': ["written: 0 read: ", "cache_saved_usd="],
+    'HumanMessage("Who approves exceptions?")': [
+        "{'cache_creation': 2603, 'cache_read': 0}",
+        "{'cache_creation': 0, 'cache_read': 2603}",
+    ],
     "summary = run_batch(": [
         "2 answered, 0 failed, 0 skipped",
         "anthropic/claude-haiku-4-5: 2 calls",

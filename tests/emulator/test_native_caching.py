@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.emulator.native_helpers import MODEL, WEATHER, body, post
-from tokenhub_core.catalog import resolve_model
-from tokenhub_emulator import TokenHubEmulator
+from tokenhub_core.catalog import resolve_model, set_cache_pricing
+from tokenhub_emulator import LedgerEntry, TokenHubEmulator
 from tokenhub_emulator.caching import CacheUsage, Piece, PromptCache
 
 # ~3000 tokens: above every model's minimum cacheable length but Haiku's and Opus 4.5/4.6's.
@@ -119,27 +119,57 @@ def test_a_repeated_system_prompt_is_read_from_the_cache(
     assert ledger.entries[1].prompt_tokens == written + second["input_tokens"]
 
 
-def test_the_ledger_prices_reads_at_a_tenth_and_writes_at_a_premium(
-    tokenhub_emulator: TokenHubEmulator, http: httpx.Client
-) -> None:
+def _three_calls(emulator: TokenHubEmulator, http: httpx.Client) -> tuple[LedgerEntry, ...]:
+    """A 5-minute write, its read, and a 1-hour write, as billed."""
     one_hour = {"type": "ephemeral", "ttl": "1h"}
     for control in (EPHEMERAL, EPHEMERAL, one_hour):
         if control is one_hour:
-            tokenhub_emulator.clear_cache()
+            emulator.clear_cache()
         post(http, _cached_system("Hi", control=control))
-    info = resolve_model(MODEL)
+    return emulator.ledger().entries
+
+
+def _cost(entry: LedgerEntry, multiplier: Decimal) -> Decimal:
+    info = resolve_model(entry.model)
     assert info is not None
-    price_in, price_out = info.input_usd_per_mtok, info.output_usd_per_mtok
-    write, read, write_1h = tokenhub_emulator.ledger().entries
-    for entry, factor in ((write, Decimal("1.25")), (read, Decimal("0.1")), (write_1h, 2)):
-        cached = entry.cache_read_tokens + entry.cache_write_tokens
-        expected = (
-            (entry.prompt_tokens - cached) * price_in
-            + cached * price_in * factor
-            + entry.completion_tokens * price_out
-        ) / 1_000_000
-        assert entry.cost_usd == expected
+    cached = entry.cache_read_tokens + entry.cache_write_tokens
+    return (
+        (entry.prompt_tokens - cached) * info.input_usd_per_mtok
+        + cached * info.input_usd_per_mtok * multiplier
+        + entry.completion_tokens * info.output_usd_per_mtok
+    ) / 1_000_000
+
+
+def test_the_ledger_prices_reads_at_a_tenth_and_writes_at_a_premium(
+    tokenhub_emulator: TokenHubEmulator, http: httpx.Client
+) -> None:
+    write, read, write_1h = _three_calls(tokenhub_emulator, http)
+    assert write.cache_write_tokens > 0 and read.cache_read_tokens == write.cache_write_tokens
     assert write_1h.cache_write_1h_tokens == write_1h.cache_write_tokens > 0
+    assert write.cost_usd == _cost(write, Decimal("1.25"))
+    assert read.cost_usd == _cost(read, Decimal("0.1"))
+    assert write_1h.cost_usd == _cost(write_1h, Decimal(2))
+    assert read.cost_usd < write.cost_usd / 5
+
+
+def test_the_ledger_follows_the_catalogs_cache_prices(
+    tokenhub_emulator: TokenHubEmulator, http: httpx.Client
+) -> None:
+    default = resolve_model(MODEL)
+    assert default is not None
+    set_cache_pricing(MODEL, read="0.5", write_5m="1", write_1h="3")
+    try:
+        write, read, write_1h = _three_calls(tokenhub_emulator, http)
+    finally:
+        set_cache_pricing(
+            MODEL,
+            read=default.cache_read_multiplier,
+            write_5m=default.cache_write_5m_multiplier,
+            write_1h=default.cache_write_1h_multiplier,
+        )
+    assert write.cost_usd == _cost(write, Decimal(1))
+    assert read.cost_usd == _cost(read, Decimal("0.5"))
+    assert write_1h.cost_usd == _cost(write_1h, Decimal(3))
 
 
 def test_the_ttl_follows_the_emulator_clock(

@@ -209,3 +209,25 @@ def test_refused_requests_are_recorded_and_never_billed(
     post(http, body(max_tokens=0))
     assert [r.status for r in tokenhub_emulator.requests] == [400]
     assert tokenhub_emulator.ledger().calls == 0
+
+
+def test_a_get_is_a_405_in_claudes_shape(tokenhub_emulator: TokenHubEmulator) -> None:
+    response = httpx.get(f"{tokenhub_emulator.url}/v1/messages")
+    assert "Method GET not allowed" in _error(response, 405)
+
+
+def test_an_internal_error_is_a_500_api_error_in_claudes_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from starlette.testclient import TestClient
+
+    from tokenhub_emulator import app as app_module
+    from tokenhub_emulator.state import EmulatorState
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("engine down")
+
+    monkeypatch.setattr(app_module, "answer", broken)
+    with TestClient(app_module.create_app(EmulatorState()), raise_server_exceptions=False) as c:
+        response = c.post("/v1/messages", json=body(), headers={"x-api-key": "th-x"})
+    assert "engine down" in _error(response, 500, "api_error")

@@ -340,3 +340,16 @@ def test_count_tokens_matches_the_input_a_call_is_billed(http: httpx.Client) -> 
     )
     assert counted.status_code == 200, counted.text
     assert counted.json() == {"input_tokens": _ok(post(http, data))["usage"]["input_tokens"]}
+
+
+def test_count_tokens_with_thinking_and_refusals(http: httpx.Client) -> None:
+    data = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+    }
+    counted = http.post("/messages/count_tokens", json=data)
+    assert counted.status_code == 200, counted.text
+    assert counted.json()["input_tokens"] > 0
+    bad = http.post("/messages/count_tokens", json={**data, "model": "claude-9"})
+    assert bad.status_code == 404 and bad.json()["error"]["type"] == "not_found_error"

@@ -118,7 +118,9 @@ async def test_reply_usage_and_metadata(tokenhub_emulator: TokenHubEmulator, mod
     assert meta["model_provider"] == "tokenhub"
     assert meta["request_id"] == recorded.request_id
     assert meta["id"] and message.id == meta["id"]
-    assert meta["cost_usd"] == float(cost_usd(MODEL, 120, 7))
+    # the 20 cache reads at a tenth of the input price
+    assert meta["cost_usd"] == float(price_call(MODEL, None, 120, 7, cache_read_tokens=20)[1] or 0)
+    assert meta["cost_usd"] < float(cost_usd(MODEL, 120, 7))
     assert message.content_blocks == [{"type": "text", "text": "Hello from the gateway."}]
     if chunks:
         with_usage = [c for c in chunks if c.usage_metadata]
@@ -573,11 +575,11 @@ def test_aliases_and_defaults() -> None:
 async def test_request_fields_and_explicit_extras_go_to_the_request_body(
     tokenhub_emulator: TokenHubEmulator,
 ) -> None:
-    model = ChatTokenHub(seed=7, model_kwargs={"top_k": 5})
+    model = ChatTokenHub(seed=7, model_kwargs={"verbosity": "low"})
     model = model.model_copy(update={"extra_body": {"metadata": {"team": "a"}}})
     model.invoke("hi", extra_body={"service_tier": "auto"})
     body = tokenhub_emulator.requests[-1].body
-    assert (body["seed"], body["top_k"], body["service_tier"]) == (7, 5, "auto")
+    assert (body["seed"], body["verbosity"], body["service_tier"]) == (7, "low", "auto")
     assert body["metadata"] == {"team": "a"}
 
 

@@ -203,7 +203,6 @@ def test_not_a_url_is_refused() -> None:
 @pytest.mark.parametrize(
     "block",
     [
-        {"type": "file", "base64": "AAAA", "mime_type": "application/pdf"},
         {"type": "audio", "base64": "AAAA", "mime_type": "audio/wav"},
         {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
     ],
@@ -529,7 +528,8 @@ def test_completion_to_message_text_usage_and_metadata() -> None:
     assert meta["id"] == "chatcmpl-1"
     assert meta["request_id"] == "req-9"
     assert meta["model_provider"] == "tokenhub"
-    assert meta["cost_usd"] == pytest.approx((1000 * 1.00 + 200 * 5.00) / 1e6)
+    # 300 of the 1,000 prompt tokens read from the cache, at a tenth of the input price
+    assert meta["cost_usd"] == pytest.approx((700 * 1.00 + 300 * 0.10 + 200 * 5.00) / 1e6)
     assert message.content_blocks == [{"type": "text", "text": "Hello!"}]
 
 

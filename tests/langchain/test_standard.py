@@ -24,8 +24,6 @@ MODEL = "anthropic/claude-sonnet-4-6"
 OTHER_MODEL = "anthropic/claude-haiku-4-5"
 
 STANDARD_MARKS = {
-    "test_pdf_inputs": [pytest.mark.skip(reason="TokenHub takes text and images, no PDF")],
-    "test_pdf_tool_message": [pytest.mark.skip(reason="TokenHub takes text and images, no PDF")],
     "test_audio_inputs": [pytest.mark.skip(reason="TokenHub takes text and images, no audio")],
     "test_stream_time": [pytest.mark.skip(reason="VCR benchmark: nothing to record locally")],
     # The snapshot half of test_serdes runs; its load() half cannot pass for any integration
@@ -111,7 +109,7 @@ class TestChatTokenHubIntegration(ChatModelIntegrationTests):
         script = SCRIPTED_REPLIES.get(request.node.originalname)
         if script is not None:
             script(tokenhub_emulator)
-        # The image tests download a picture; serve a local one instead.
+        # The image and PDF tests download a file; serve a local one instead.
         monkeypatch.setattr(integration_module.httpx, "get", _local_image)
 
     @property
@@ -173,10 +171,15 @@ class TestChatTokenHubIntegration(ChatModelIntegrationTests):
         return full
 
 
+# A one-page PDF (what the suite's PDF tests would download).
+PDF_BYTES = b"%PDF-1.4\n1 0 obj <</Type /Catalog>> endobj\ntrailer <</Root 1 0 R>>\n%%EOF\n"
+
+
 class _Downloaded:
-    content = PNG_BYTES
+    def __init__(self, content: bytes) -> None:
+        self.content = content
 
 
 def _local_image(url: str, *args: Any, **kwargs: Any) -> _Downloaded:
-    assert url.endswith(".png"), url
-    return _Downloaded()
+    assert url.endswith((".png", ".pdf")), url
+    return _Downloaded(PDF_BYTES if url.endswith(".pdf") else PNG_BYTES)
