@@ -166,8 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     main_keys = [c for c in selected if c in CONTENDERS]
     native_keys = [c for c in selected if c in NATIVE_CONTENDERS]
     overhead = args.table in ("all", "overhead") and bool(main_keys)
-    # Until the adapters speak the native protocol, `all` leaves this table out.
-    on_native = args.table == "native" and bool(native_keys)
+    on_native = args.table in ("all", "native") and bool(native_keys)
     under_load = args.table == "concurrency" or (args.table == "all" and not args.only)
 
     rows: list[Row] = []
