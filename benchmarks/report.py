@@ -247,6 +247,8 @@ def render_native(rows: list[Row], plan: Plan, deltas: int, drip_deltas: int) ->
     parts = [
         "## Claude's native protocol: vs ChatAnthropic and llama-index-llms-anthropic",
         "",
+        *machine_info(),
+        "",
         "Every contender posts to the same `/v1/messages` of a pre-encoded server "
         "(benchmarks/loadserver.py, in its own process: a `message` body for calls, the native "
         'SSE event sequence for streams); ours with `protocol="messages"`. '
