@@ -57,6 +57,7 @@ from tokenhub_core.client import (
     ClientSlot,
     check_base_url,
 )
+from tokenhub_core.errors import InvalidParameterError
 from tokenhub_core.params import (
     DEFAULT_MAX_TOKENS,
     REQUEST_PARAMS,
@@ -65,7 +66,9 @@ from tokenhub_core.params import (
     check_max_retries,
     check_no_secrets,
     check_sampling_params,
+    normalize_protocol,
     normalize_stop,
+    normalize_thinking,
     normalize_timeout,
 )
 
@@ -78,12 +81,42 @@ DEFAULT_CONTEXT_WINDOW = 200_000
 """Context window assumed for a model the catalog does not know (Claude's standard window)."""
 
 # Per-call keywords besides the request fields.
-_CALL_OPTIONS = frozenset({"model", "extra_body", "extra_headers", "timeout", "deadline"})
+_CALL_OPTIONS = frozenset(
+    {
+        "model",
+        "extra_body",
+        "extra_headers",
+        "timeout",
+        "deadline",
+        "protocol",
+        "thinking",
+        "thinking_dict",
+        "cache_idx",
+    }
+)
 Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
+Thinking = int | str | dict[str, Any] | None
+
+
+def _thinking_on(thinking: Thinking) -> bool:
+    """Whether a thinking setting turns thinking on (Claude then refuses a forced tool)."""
+    normalized = normalize_thinking(thinking)
+    return normalized is not None and normalized["type"] != "disabled"
+
+
+def _take_alias(values: dict[str, Any], alias: str, name: str, where: str) -> None:
+    """Rename llama-index Anthropic's ``alias`` to our ``name`` in place; both given is an error."""
+    if alias in values:
+        value = values.pop(alias)
+        if values.get(name) is not None and values[name] != value:
+            raise InvalidParameterError(alias, value, f"{where} also got {name}={values[name]!r}")
+        if value is not None or name not in values:
+            values[name] = value
 
 
 class TokenHub(FunctionCallingLLM):
-    """TokenHub (Claude through one OpenAI-compatible endpoint) as a LlamaIndex LLM.
+    """TokenHub (Claude, over OpenAI's chat-completions schema or Claude's own Messages API) as a
+    LlamaIndex LLM.
 
     ``Settings.llm = TokenHub()`` reads ``TOKENHUB_API_KEY`` and ``TOKENHUB_BASE_URL`` when it
     first calls, not when it is built. OpenAILike's names are accepted too (``api_base``,
@@ -91,7 +124,12 @@ class TokenHub(FunctionCallingLLM):
     the model may be given by position: ``TokenHub("claude-haiku-4-5")``. Query engines, chat
     engines, structured output and agents all work, streamed or not. Every final response
     carries the server's usage in ``raw["usage"]`` and ``prompt_tokens``, ``completion_tokens``,
-    ``total_tokens`` and ``cost_usd`` in ``additional_kwargs``.
+    ``total_tokens``, the cache's tokens and ``cost_usd`` in ``additional_kwargs``.
+
+    ``protocol="messages"`` speaks Claude's native protocol, for what the chat-completions layer
+    drops: prompt caching (``CachePoint`` blocks, ``cache_idx``), extended thinking (``thinking``,
+    also called ``thinking_dict`` as llama-index's ``Anthropic`` names it; ``ThinkingBlock``s in
+    replies) and PDF ``DocumentBlock``s.
 
     Example:
         ```python
@@ -147,6 +185,21 @@ class TokenHub(FunctionCallingLLM):
         default=0,
         description="Defaults to the catalog's window for the model, else 200,000.",
     )
+    protocol: str = Field(
+        default="chat/completions",
+        description='"chat/completions" (OpenAI\'s schema) or "messages" (Claude\'s own, for '
+        "caching, thinking and PDFs); per call too.",
+    )
+    thinking: Thinking = Field(
+        default=None,
+        description='Extended thinking (protocol="messages"): a token budget (>= 1024, below '
+        'max_tokens), "adaptive", or Claude\'s dict; None is off. Alias thinking_dict; per call.',
+    )
+    cache_idx: int | None = Field(
+        default=None,
+        description="Cache the conversation up to and including the message at this index (-1: "
+        "all of it), as llama-index's Anthropic does; per call too.",
+    )
     http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
     async_http_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
 
@@ -167,6 +220,7 @@ class TokenHub(FunctionCallingLLM):
         if not isinstance(values, dict):
             return values
         values = apply_aliases(values, where="TokenHub")
+        _take_alias(values, "thinking_dict", "thinking", "TokenHub")
         known = set(cls.model_fields)
         check_known(values, known | REQUEST_PARAMS, where="TokenHub")
         if request_fields := [k for k in values if k in REQUEST_PARAMS and k not in known]:
@@ -182,6 +236,17 @@ class TokenHub(FunctionCallingLLM):
     @classmethod
     def _normalize_stop(cls, stop: Any) -> list[str] | None:
         return normalize_stop(stop)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _check_protocol(cls, protocol: Any) -> str:
+        return normalize_protocol(protocol)
+
+    @field_validator("thinking", mode="before")
+    @classmethod
+    def _check_thinking(cls, thinking: Any) -> Thinking:
+        normalize_thinking(thinking)  # its shape now; the rules that need the call, then
+        return cast("Thinking", thinking)
 
     @field_validator("base_url")
     @classmethod
@@ -226,6 +291,11 @@ class TokenHub(FunctionCallingLLM):
         self.base_url = value
 
     @property
+    def thinking_dict(self) -> dict[str, Any] | None:
+        """The thinking setting as Claude's dict (llama-index Anthropic's name for it)."""
+        return normalize_thinking(self.thinking)
+
+    @property
     def metadata(self) -> LLMMetadata:
         return LLMMetadata(
             context_window=self.context_window,
@@ -237,9 +307,10 @@ class TokenHub(FunctionCallingLLM):
 
     # The one request path.
 
-    def _get_client(self) -> TokenHubClient:
+    def _get_client(self, protocol: str | None = None) -> TokenHubClient:
         """The instance's client, built on first use and rebuilt if its settings change."""
         return self._clients.get(
+            protocol=protocol or self.protocol,
             api_key=self.api_key,
             base_url=self.base_url,
             timeout=normalize_timeout(self.timeout),
@@ -256,6 +327,7 @@ class TokenHub(FunctionCallingLLM):
         """The client and the core's keyword arguments: the instance's settings, then the
         per-call ones (which win; a per-call None keeps the instance's value)."""
         kwargs = apply_aliases(kwargs, where="the call")
+        _take_alias(kwargs, "thinking_dict", "thinking", "the call")
         check_known(kwargs, REQUEST_PARAMS | _CALL_OPTIONS, where="TokenHub call")
         params: dict[str, Any] = {
             "max_tokens": self.max_tokens,
@@ -273,10 +345,20 @@ class TokenHub(FunctionCallingLLM):
         for option in ("extra_headers", "timeout", "deadline"):
             if kwargs.get(option) is not None:
                 params[option] = kwargs[option]
-        client = self._get_client()
+        thinking = kwargs.get("thinking")
+        if thinking is None:
+            thinking = self.thinking
+        if thinking is not None:
+            params["thinking"] = thinking
+        cache_idx = kwargs.get("cache_idx")
+        wire_messages = to_wire_messages(
+            messages, cache_idx=self.cache_idx if cache_idx is None else cache_idx
+        )
+        protocol = kwargs.get("protocol")
+        client = self._get_client(None if protocol is None else normalize_protocol(protocol))
         request = {
             "model": kwargs.get("model") or self.model,
-            "messages": to_wire_messages(messages),
+            "messages": wire_messages,
             "extra_body": extra_body or None,
             **params,
         }
@@ -372,11 +454,21 @@ class TokenHub(FunctionCallingLLM):
             messages.append(user_msg)
         request: dict[str, Any] = {"messages": messages, **kwargs}
         if tools:
-            wire_tools = to_wire_tools(tools)
+            # llama-index Anthropic's switch for caching the tools: a prompt-caching beta header.
+            beta = str((kwargs.get("extra_headers") or {}).get("anthropic-beta", ""))
+            cache = {"type": "ephemeral"} if "prompt-caching" in beta else None
+            wire_tools = to_wire_tools(tools, cache_control=cache)
             request["tools"] = wire_tools
+            thinking = kwargs.get("thinking", kwargs.get("thinking_dict"))
+            # Claude refuses a forced tool while thinking; the framework's tool_required then
+            # asks for "auto", as llama-index's Anthropic does (an explicit tool_choice is the
+            # user's, and the core's check reports it).
+            required = tool_required and not _thinking_on(
+                self.thinking if thinking is None else thinking
+            )
             choice = to_wire_tool_choice(
                 tool_choice,
-                tool_required=tool_required,
+                tool_required=required,
                 tool_names=[t["function"]["name"] for t in wire_tools],
             )
             if choice is not None:

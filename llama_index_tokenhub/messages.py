@@ -1,6 +1,9 @@
-"""Pure conversion from LlamaIndex chat objects to TokenHub's OpenAI-schema wire dicts.
+"""Pure conversion from LlamaIndex chat objects to TokenHub's wire dicts.
 
-What each block becomes (in `to_wire_message`):
+The wire is the OpenAI chat-completions shape, extended for Claude's own features (document and
+thinking parts, ``cache_control``); the core sends it as it is on ``protocol="chat/completions"``
+and turns it into Claude's Messages body on ``protocol="messages"``. What each block becomes (in
+`to_wire_message`):
 
 - ``TextBlock``: text. A message of text only is sent as one string, its blocks joined with
   ``"\\n"`` exactly as ``ChatMessage.content`` joins them.
@@ -8,16 +11,23 @@ What each block becomes (in `to_wire_message`):
   passed through for the gateway to fetch (never downloaded here); bytes and paths become base64
   ``data:`` URLs, their type read from the bytes' signature, else from ``image_mimetype``. Claude
   takes JPEG, PNG, GIF and WebP.
+- ``DocumentBlock`` (user messages and tool results): a ``document`` part, a PDF or plain text,
+  from bytes or a path (base64 for a PDF, the text itself for text) or an http(s) URL (passed
+  through). The core refuses it on ``chat/completions``, which has no document parts.
+- ``ThinkingBlock`` (assistant messages): Claude's ``thinking`` part (its text and the
+  ``signature`` kept in ``additional_information``) or ``redacted_thinking`` part, first in the
+  turn, so a tool loop with extended thinking sends its reasoning back as Claude requires. A
+  thinking block without a signature (another provider's trace) cannot be verified by Claude and
+  is dropped, as are thinking blocks in other roles.
 - ``ToolCallBlock`` (assistant messages): a wire ``tool_calls`` entry. Without such blocks, an
   assistant's ``additional_kwargs["tool_calls"]`` (OpenAI-shaped dicts or SDK objects) is used.
-- ``CachePoint``: a ``cache_control`` marker on the text part before it (as llama-index's
-  Anthropic LLM places it), which OpenAI-compatible gateways for Claude honor; the message then
-  goes out as parts. A ``CachePoint`` with no text before it in its message is dropped.
-- ``ThinkingBlock``, ``CitationBlock``: dropped. They are annotations other providers attach
-  (reasoning traces, citation metadata) and have no place on the chat-completions wire; the
-  conversation itself is unchanged without them.
-- ``DocumentBlock``, ``AudioBlock``, ``VideoBlock``, ``CitableBlock``: `InvalidParameterError`
-  before anything is sent; the endpoint takes text and images only.
+- ``CachePoint``: a ``cache_control`` breakpoint on the block before it (as llama-index's
+  Anthropic LLM places it); after a tool call, on the message (its last block). A ``CachePoint``
+  first in its message marks the end of the message before. ``additional_kwargs["cache_control"]``
+  on a message (what Anthropic's ``cache_idx`` sets) marks the message's last block.
+- ``CitationBlock``: dropped (citation metadata, not conversation).
+- ``AudioBlock``, ``VideoBlock``, ``CitableBlock``: `InvalidParameterError` before anything is
+  sent.
 
 Tool-call ids are passed through `normalize_tool_call_id` on both sides (the assistant's calls and
 the ``role=tool`` results), so ids from other providers still pair up under Claude's id rules.
@@ -26,14 +36,17 @@ the ``role=tool`` results), so ids from other providers still pair up under Clau
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import (
     CachePoint,
     ChatMessage,
     CitationBlock,
+    DocumentBlock,
     ImageBlock,
     MessageRole,
     TextBlock,
@@ -42,14 +55,24 @@ from llama_index.core.base.llms.types import (
 )
 
 from tokenhub_core.errors import InvalidParameterError
-from tokenhub_core.params import SUPPORTED_IMAGE_TYPES, check_image_url, normalize_tool_call_id
+from tokenhub_core.params import (
+    SUPPORTED_IMAGE_TYPES,
+    check_cache_control,
+    check_image_url,
+    normalize_tool_call_id,
+)
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
 __all__ = [
+    "DOCUMENT_TYPES",
+    "cache_control_of",
+    "document_block_to_part",
     "image_block_to_part",
+    "mark_cache",
     "sniff_image_type",
+    "thinking_block_to_part",
     "to_wire_message",
     "to_wire_messages",
     "to_wire_tool_call",
@@ -70,19 +93,46 @@ _WIRE_ROLES: Mapping[MessageRole, str] = {
     MessageRole.TOOL: "tool",
     MessageRole.FUNCTION: "tool",
 }
-_DROPPED_BLOCKS = (ThinkingBlock, CitationBlock)
+DOCUMENT_TYPES = ("application/pdf", "text/plain")
+"""The document types Claude reads."""
 _DEFAULT_CACHE_TTL = "5m"
+_DEFAULT_DOCUMENT_TITLE = "input_document"  # what DocumentBlock fills in when given no title
+_TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".csv", ".log"})
 _MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
 _TOOL_CHOICE_MODES = ("auto", "none", "required")
 
 
-def to_wire_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
-    """Convert a conversation to wire message dicts (the caller's objects are not modified)."""
-    return [to_wire_message(message, index=i) for i, message in enumerate(messages)]
+def to_wire_messages(
+    messages: Sequence[ChatMessage], *, cache_idx: int | None = None
+) -> list[dict[str, Any]]:
+    """Convert a conversation to wire message dicts (the caller's objects are not modified).
+
+    ``cache_idx`` (llama-index Anthropic's setting) puts a cache breakpoint at the end of the
+    message at that index, ``-1`` the last: everything up to it is cached. One breakpoint covers
+    the whole prefix, so it is set there only (Claude allows four per request).
+    """
+    wire: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        converted, leading = _convert(message, index)
+        if leading is not None and wire:
+            mark_cache(wire[-1], leading)
+        wire.append(converted)
+    if cache_idx is not None and wire:
+        if not -len(wire) <= cache_idx < len(wire):
+            raise InvalidParameterError(
+                "cache_idx", cache_idx, f"a message index from {-len(wire)} to {len(wire) - 1}"
+            )
+        mark_cache(wire[cache_idx], {"type": "ephemeral"})
+    return wire
 
 
 def to_wire_message(message: ChatMessage, *, index: int = 0) -> dict[str, Any]:
     """Convert one message; ``index`` only names the message in error messages."""
+    return _convert(message, index)[0]
+
+
+def _convert(message: ChatMessage, index: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One wire message, and the cache control of a CachePoint opening it (for the one before)."""
     where = f"messages[{index}]"
     role = _WIRE_ROLES.get(message.role)
     if role is None:
@@ -91,27 +141,39 @@ def to_wire_message(message: ChatMessage, *, index: int = 0) -> dict[str, Any]:
         )
     texts: list[str] = []
     parts: list[dict[str, Any]] = []
-    has_image = False
-    cached = False
+    thinking: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
+    text_only = True
+    leading: dict[str, Any] | None = None
+    message_cache: dict[str, Any] | None = None
+    last = ""  # what the last block was: "part", "call" or "" (nothing yet)
     for position, block in enumerate(message.blocks):
         if isinstance(block, CachePoint):
-            if parts and parts[-1]["type"] == "text":
-                parts[-1]["cache_control"] = _cache_control(block)
-                cached = True
+            control = cache_control_of(block)
+            if last == "part":
+                parts[-1]["cache_control"] = control
+                text_only = False
+            elif last == "call":
+                message_cache = control
+            else:
+                leading = control
             continue
         if isinstance(block, TextBlock):
             texts.append(block.text)
             parts.append({"type": "text", "text": block.text})
-        elif isinstance(block, ImageBlock):
+        elif isinstance(block, (ImageBlock, DocumentBlock)):
+            kind = type(block).__name__
             if role not in ("user", "tool"):
                 raise InvalidParameterError(
                     f"{where}.blocks[{position}]",
-                    "ImageBlock",
-                    f"images only in user messages and tool results, not {role}",
+                    kind,
+                    f"{kind}s only in user messages and tool results, not {role}",
                 )
-            parts.append(image_block_to_part(block))
-            has_image = True
+            if isinstance(block, ImageBlock):
+                parts.append(image_block_to_part(block))
+            else:
+                parts.append(document_block_to_part(block, where=f"{where}.blocks[{position}]"))
+            text_only = False
         elif isinstance(block, ToolCallBlock):
             if role != "assistant":
                 raise InvalidParameterError(
@@ -120,18 +182,29 @@ def to_wire_message(message: ChatMessage, *, index: int = 0) -> dict[str, Any]:
                     f"tool calls only in assistant messages, not {role}",
                 )
             tool_calls.append(to_wire_tool_call(block))
-        elif isinstance(block, _DROPPED_BLOCKS):
+            last = "call"
+            continue
+        elif isinstance(block, ThinkingBlock):
+            part = thinking_block_to_part(block) if role == "assistant" else None
+            if part is not None:
+                thinking.append(part)
+            continue
+        elif isinstance(block, CitationBlock):
             continue
         else:
             raise InvalidParameterError(
                 f"{where}.blocks[{position}]",
                 type(block).__name__,
-                "text and image blocks only; send a document's text as a TextBlock",
+                "text, image, document, thinking, tool-call and cache-point blocks",
             )
+        last = "part"
 
     wire: dict[str, Any] = {"role": role}
     text = "\n".join(texts)
-    wire["content"] = parts if has_image or cached else text
+    if thinking:
+        wire["content"] = thinking + [p for p in parts if p["type"] != "text" or p["text"]]
+    else:
+        wire["content"] = text if text_only else parts
     if role == "assistant":
         if not tool_calls:
             tool_calls = [
@@ -139,7 +212,7 @@ def to_wire_message(message: ChatMessage, *, index: int = 0) -> dict[str, Any]:
             ]
         if tool_calls:
             wire["tool_calls"] = tool_calls
-            if not text:
+            if not text and not thinking:
                 # A call-only turn has no text; an empty text block is an error for Claude.
                 wire["content"] = None
     elif role == "tool":
@@ -151,14 +224,122 @@ def to_wire_message(message: ChatMessage, *, index: int = 0) -> dict[str, Any]:
                 "the id of the tool call this result answers",
             )
         wire["tool_call_id"] = normalize_tool_call_id(str(call_id))
-    return wire
+    if message_cache is not None:
+        wire["cache_control"] = message_cache
+    requested = message.additional_kwargs.get("cache_control")
+    if requested:
+        check_cache_control(requested, f"{where}.additional_kwargs['cache_control']")
+        mark_cache(wire, dict(requested))
+    return wire, leading
 
 
-def _cache_control(block: CachePoint) -> dict[str, Any]:
+def cache_control_of(block: CachePoint) -> dict[str, Any]:
+    """The wire ``cache_control`` of a ``CachePoint`` (the default 5-minute TTL left implicit)."""
     control: dict[str, Any] = {"type": block.cache_control.type}
     if block.cache_control.ttl != _DEFAULT_CACHE_TTL:
         control["ttl"] = block.cache_control.ttl
     return control
+
+
+def mark_cache(wire: dict[str, Any], control: dict[str, Any]) -> None:
+    """Put a cache breakpoint at the end of a wire message (in place).
+
+    On its last content part when that part ends the message, else (after tool calls, or a
+    thinking part, which takes none) on the message itself, which the core applies to its last
+    block.
+    """
+    content = wire.get("content")
+    if isinstance(content, str) and content:
+        wire["content"] = [{"type": "text", "text": content, "cache_control": control}]
+    elif (
+        isinstance(content, list)
+        and content
+        and not wire.get("tool_calls")
+        and content[-1].get("type") not in ("thinking", "redacted_thinking")
+    ):
+        content[-1] = {**content[-1], "cache_control": control}
+    else:
+        wire["cache_control"] = control
+
+
+def thinking_block_to_part(block: ThinkingBlock) -> dict[str, Any] | None:
+    """Claude's ``thinking`` / ``redacted_thinking`` part for a ``ThinkingBlock``; None without a
+    signature (it could not be verified)."""
+    info = block.additional_information
+    if info.get("type") == "redacted_thinking":
+        data = info.get("data")
+        return {"type": "redacted_thinking", "data": data} if data else None
+    signature = info.get("signature")
+    if not signature:
+        return None
+    return {"type": "thinking", "thinking": block.content or "", "signature": signature}
+
+
+def _document_type(block: DocumentBlock, data: bytes) -> str | None:
+    if data.startswith(b"%PDF-"):
+        return "application/pdf"
+    declared = (block.document_mimetype or "").split(";")[0].strip().lower()
+    if declared:
+        return declared
+    suffix = Path(str(block.path or block.url or "")).suffix.lower()
+    if suffix in _TEXT_SUFFIXES:
+        return "text/plain"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "text/plain"
+
+
+def document_block_to_part(block: DocumentBlock, *, where: str = "DocumentBlock") -> dict[str, Any]:
+    """A ``document`` content part for a ``DocumentBlock``: a PDF or plain text.
+
+    An http(s) URL is passed through (the server fetches it, as Claude does for PDFs); bytes, a
+    path or a ``data:`` URL are read here. The type comes from the bytes when they are a PDF,
+    else ``document_mimetype``, else the file suffix, else text when the bytes are UTF-8.
+    """
+    source: dict[str, Any]
+    url = str(block.url) if block.url is not None else None
+    if (
+        block.data is None
+        and block.path is None
+        and url
+        and url.startswith(("https://", "http://"))
+    ):
+        source = {"type": "url", "url": url}
+    else:
+        try:
+            data = block.resolve_document().read()
+        except ValueError:  # the framework's "resolve_document returned zero bytes"
+            data = b""
+        except (OSError, binascii.Error) as error:
+            raise InvalidParameterError(
+                where, "DocumentBlock", f"a readable document ({error})"
+            ) from None
+        if not data:
+            raise InvalidParameterError(where, "an empty DocumentBlock", "a non-empty document")
+        mime = _document_type(block, data)
+        if mime == "application/pdf":
+            encoded = base64.b64encode(data).decode("ascii")
+            source = {"type": "base64", "media_type": mime, "data": encoded}
+        elif mime == "text/plain":
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidParameterError(
+                    f"{where}.data", "text/plain that is not UTF-8", "UTF-8 text"
+                ) from None
+            source = {"type": "text", "media_type": mime, "data": text}
+        else:
+            raise InvalidParameterError(
+                f"{where}.document_mimetype",
+                mime or "unknown (not UTF-8 text)",
+                f"a document of type {' or '.join(DOCUMENT_TYPES)}",
+            )
+    part: dict[str, Any] = {"type": "document", "source": source}
+    if block.title and block.title != _DEFAULT_DOCUMENT_TITLE:
+        part["title"] = block.title
+    return part
 
 
 def to_wire_tool_call(call: ToolCallBlock | Mapping[str, Any] | Any) -> dict[str, Any]:
@@ -234,9 +415,18 @@ def image_block_to_part(block: ImageBlock) -> dict[str, Any]:
     return {"type": "image_url", "image_url": image_url}
 
 
-def to_wire_tools(tools: Sequence[BaseTool]) -> list[dict[str, Any]]:
-    """OpenAI-shaped tool definitions (Claude has no 1024-character description limit)."""
-    return [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
+def to_wire_tools(
+    tools: Sequence[BaseTool], *, cache_control: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """OpenAI-shaped tool definitions (Claude has no 1024-character description limit).
+
+    ``cache_control`` puts a cache breakpoint on the last tool (the tools are the start of
+    Claude's prompt, so it caches them all).
+    """
+    wire = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
+    if cache_control and wire:
+        wire[-1]["cache_control"] = dict(cache_control)
+    return wire
 
 
 def to_wire_tool_choice(

@@ -1,10 +1,17 @@
 """Pure conversion from TokenHub's wire replies to LlamaIndex responses.
 
-A reply's tool calls appear twice in its message, as ``ToolCallBlock``s and as OpenAI-shaped dicts
-in ``additional_kwargs["tool_calls"]`` (LlamaIndex's streaming structured output reads the latter).
-Every final response carries the completion as a dict in ``raw`` (with ``raw["usage"]`` in the
-OpenAI shape, which ``TokenCountingHandler`` reads) and ``prompt_tokens``, ``completion_tokens``,
-``total_tokens`` and ``cost_usd`` in ``additional_kwargs``.
+A reply's message holds, in order, its thinking as ``ThinkingBlock``s (the text in ``content``,
+the ``signature`` in ``additional_information``, as llama-index's Anthropic keeps them, so they go
+back as they came), its text, then its tool calls. The tool calls appear twice, as
+``ToolCallBlock``s and as OpenAI-shaped dicts in ``additional_kwargs["tool_calls"]`` (LlamaIndex's
+streaming structured output reads the latter). Every final response carries the completion as a
+dict in ``raw`` (with ``raw["usage"]`` in the OpenAI shape, the whole prompt in ``prompt_tokens``,
+which ``TokenCountingHandler`` reads) and, in ``additional_kwargs``, ``prompt_tokens``,
+``completion_tokens``, ``total_tokens``, Anthropic's ``cache_read_input_tokens`` and
+``cache_creation_input_tokens``, and ``cost_usd`` priced with cache prices. A streamed chunk that
+carries thinking has the new thinking text in ``additional_kwargs["thinking_delta"]`` (where
+LlamaIndex's agents read it) and in its message's ``additional_kwargs`` (where llama-index's
+Anthropic puts it).
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ from llama_index.core.base.llms.types import (
     ChatResponse,
     MessageRole,
     TextBlock,
+    ThinkingBlock,
     ToolCallBlock,
 )
 from llama_index.core.llms.llm import ToolSelection
 
-from tokenhub_core.catalog import price_call
+from tokenhub_core.catalog import price_usage
 from tokenhub_core.errors import IncompleteToolCallError, complete_json_object
 from tokenhub_core.stream import ToolCallRouter
 from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, ToolCall, Usage
@@ -34,6 +42,7 @@ __all__ = [
     "keep_first_tool_call",
     "parse_tool_arguments",
     "response_from_completion",
+    "thinking_blocks",
     "tool_selections",
     "usage_kwargs",
 ]
@@ -131,18 +140,37 @@ def parse_tool_arguments(arguments: str | Mapping[str, Any] | None) -> dict[str,
 
 
 def usage_kwargs(usage: Usage | None, model: str, served: str | None = None) -> dict[str, Any]:
-    """Token counts and USD cost of a usage, by the core's one pricing rule (`price_call`):
-    the model ``served`` when the catalog knows it, else the ``model`` requested, else None."""
+    """Token counts and USD cost of a usage, by the core's one pricing rule (`price_usage`, cache
+    reads and writes at their own prices): the model ``served`` when the catalog knows it, else
+    the ``model`` requested, else None. ``prompt_tokens`` is the whole prompt, cache included."""
     if usage is None:
         return {}
     prompt, completion = usage.prompt_tokens, usage.completion_tokens
-    _, cost = price_call(model, served, prompt, completion)
+    _, cost = price_usage(model, served, usage)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": usage.total_tokens or prompt + completion,
+        "cache_read_input_tokens": usage.cache_read_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_tokens,
         "cost_usd": None if cost is None else float(cost),
     }
+
+
+def _thinking_block(item: Mapping[str, Any]) -> ThinkingBlock:
+    if item.get("type") == "redacted_thinking":
+        return ThinkingBlock(
+            additional_information={"type": "redacted_thinking", "data": item.get("data") or ""}
+        )
+    return ThinkingBlock(
+        content=item.get("thinking") or "",
+        additional_information={"type": "thinking", "signature": item.get("signature") or ""},
+    )
+
+
+def thinking_blocks(items: list[dict[str, Any]] | None) -> list[ThinkingBlock]:
+    """``ThinkingBlock``s for a reply's thinking parts, in order."""
+    return [_thinking_block(item) for item in items or ()]
 
 
 def _tool_call_block(call: ToolCall) -> ToolCallBlock:
@@ -167,9 +195,10 @@ def _wire_tool_call(call: ToolCall) -> dict[str, Any]:
 def response_from_completion(completion: ChatCompletion, *, model: str = "") -> ChatResponse:
     """A ``ChatResponse`` for a ``chat.completion``; ``model`` prices it if the reply names none."""
     choice = completion.choices[0] if completion.choices else None
-    text = choice.message.content if choice is not None else None
-    calls = (choice.message.tool_calls if choice is not None else None) or []
-    blocks: list[Any] = []
+    message = choice.message if choice is not None else None
+    text = message.content if message is not None else None
+    calls = (message.tool_calls if message is not None else None) or []
+    blocks: list[Any] = thinking_blocks(message.thinking_blocks if message is not None else None)
     if text or not calls:
         blocks.append(TextBlock(text=text or ""))
     blocks.extend(_tool_call_block(call) for call in calls)
@@ -203,9 +232,10 @@ class _CallView:
 class ChunkConverter:
     """Turns one stream's chunks into LlamaIndex chunk responses; shared by sync and async streams.
 
-    `add` gives, per chunk that carries text or a tool-call delta, a ``ChatResponse`` whose
-    ``message`` is cumulative and whose ``delta`` is the new text only; tool calls are rebuilt only
-    when a tool-call delta arrives, and only the calls it touched. `finish` gives the final response
+    `add` gives, per chunk that carries text, thinking or a tool-call delta, a ``ChatResponse``
+    whose ``message`` is cumulative and whose ``delta`` is the new text only (new thinking text is
+    in ``additional_kwargs["thinking_delta"]``); thinking blocks and tool calls are rebuilt only
+    when a delta of theirs arrives, and only the ones it touched. `finish` gives the final response
     from the stream's accumulated completion (the core's, so it is authoritative): the full message
     with parsed tool arguments, ``raw`` with usage, and the usage and cost in ``additional_kwargs``.
     Partial views key tool calls with the core's `ToolCallRouter`, the rule its accumulator uses.
@@ -218,17 +248,24 @@ class ChunkConverter:
         self._router = ToolCallRouter()
         self._blocks: list[ToolCallBlock] = []
         self._wire: list[dict[str, Any]] = []
+        self._thinking: list[dict[str, Any]] = []  # per thinking block: its parts so far
+        self._thinking_blocks: list[ThinkingBlock] = []
 
     def add(self, chunk: ChatCompletionChunk) -> ChatResponse | None:
         """The response for one chunk, or None when it changes nothing a user sees."""
         delta_text = ""
-        touched = False
+        thinking_text = ""
+        touched = thought = False
         for choice in chunk.choices:
             if choice.index != 0:
                 continue
             delta = choice.delta
             if delta.content:
                 delta_text += delta.content
+            if delta.thinking_blocks:
+                for item in delta.thinking_blocks:
+                    thinking_text += self._add_thinking_delta(item)
+                thought = True
             if delta.tool_calls:
                 for tool_delta in delta.tool_calls:
                     self._add_tool_delta(
@@ -238,14 +275,36 @@ class ChunkConverter:
                         tool_delta.function.arguments if tool_delta.function else None,
                     )
                 touched = True
-        if not delta_text and not touched:
+        if not delta_text and not touched and not thought:
             return None
         if delta_text:
             self._text += delta_text
         if touched:
             self._blocks = [c.block for c in self._calls if c.block is not None]
             self._wire = [c.wire for c in self._calls]
-        return self._response(delta_text, chunk)
+        return self._response(delta_text, thinking_text if thought else None, chunk)
+
+    def _add_thinking_delta(self, item: Mapping[str, Any]) -> str:
+        """Grow thinking block ``item["index"]`` by one delta; the new thinking text."""
+        index = item.get("index")
+        position = (
+            index if isinstance(index, int) and index >= 0 else max(len(self._thinking) - 1, 0)
+        )
+        while position >= len(self._thinking):
+            self._thinking.append({"type": "thinking", "thinking": "", "signature": ""})
+            self._thinking_blocks.append(ThinkingBlock(content=""))
+        part = self._thinking[position]
+        if item.get("type"):
+            part["type"] = item["type"]
+        fragment = item.get("thinking") or ""
+        part["thinking"] += fragment
+        if item.get("signature"):
+            part["signature"] += item["signature"]
+        if item.get("data"):
+            part["data"] = part.get("data", "") + item["data"]
+        # A new block object: responses already yielded keep what they showed.
+        self._thinking_blocks[position] = _thinking_block(part)
+        return fragment
 
     def _add_tool_delta(
         self, index: int | None, call_id: str, name: str | None, arguments: str | None
@@ -268,17 +327,24 @@ class ChunkConverter:
             tool_call_id=call.id or None, tool_name=call.name, tool_kwargs=call.arguments
         )
 
-    def _response(self, delta_text: str, chunk: ChatCompletionChunk) -> ChatResponse:
-        blocks: list[Any] = [TextBlock(text=self._text)] if self._text or not self._blocks else []
+    def _response(
+        self, delta_text: str, thinking_delta: str | None, chunk: ChatCompletionChunk
+    ) -> ChatResponse:
+        blocks: list[Any] = list(self._thinking_blocks)
+        if self._text or not self._blocks:
+            blocks.append(TextBlock(text=self._text))
         blocks.extend(self._blocks)
+        message_kwargs: dict[str, Any] = {"tool_calls": list(self._wire)} if self._wire else {}
+        extra: dict[str, Any] = {}
+        if thinking_delta is not None:
+            message_kwargs["thinking_delta"] = extra["thinking_delta"] = thinking_delta
         return ChatResponse(
             message=ChatMessage(
-                role=MessageRole.ASSISTANT,
-                blocks=blocks,
-                additional_kwargs={"tool_calls": list(self._wire)} if self._wire else {},
+                role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=message_kwargs
             ),
             delta=delta_text,
             raw=chunk,
+            additional_kwargs=extra,
         )
 
     def finish(self, completion: ChatCompletion) -> ChatResponse:

@@ -46,6 +46,7 @@ EXPECTED = {
         "{'cache_creation': 2603, 'cache_read': 0}",
         "{'cache_creation': 0, 'cache_read': 2603}",
     ],
+    'extra["cache_creation_input_tokens"]': ["2603 0 0.00998925", "0 2603 0.0010059"],
     "summary = run_batch(": [
         "2 answered, 0 failed, 0 skipped",
         "anthropic/claude-haiku-4-5: 2 calls",

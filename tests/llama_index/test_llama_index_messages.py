@@ -15,7 +15,6 @@ from llama_index.core.base.llms.types import (
     ChatMessage,
     CitableBlock,
     CitationBlock,
-    DocumentBlock,
     ImageBlock,
     MessageRole,
     TextBlock,
@@ -234,10 +233,6 @@ def test_sniff_image_type() -> None:
 @pytest.mark.parametrize(
     ("block", "name"),
     [
-        (
-            DocumentBlock(data=b"%PDF-1.4 hello", document_mimetype="application/pdf"),
-            "DocumentBlock",
-        ),
         (AudioBlock(audio=b"RIFF....WAVEfmt ", format="wav"), "AudioBlock"),
         (VideoBlock(video=b"\x00\x00\x00\x18ftypmp42", video_mimetype="video/mp4"), "VideoBlock"),
         (CitableBlock(title="t", source="s", content="cite me"), "CitableBlock"),
@@ -250,7 +245,7 @@ def test_unsendable_blocks_are_a_clear_error(block: Any, name: str) -> None:
     text = str(info.value)
     assert "messages[1].blocks[1]" in text
     assert name in text
-    assert "text and image blocks only" in text
+    assert "text, image, document, thinking, tool-call and cache-point blocks" in text
 
 
 def test_hint_blocks_are_dropped() -> None:
@@ -271,7 +266,6 @@ def test_cache_point_marks_the_text_before_it() -> None:
     message = ChatMessage(
         role="user",
         blocks=[
-            CachePoint(cache_control=CacheControl(type="ephemeral")),  # nothing before: dropped
             TextBlock(text="long context"),
             CachePoint(cache_control=CacheControl(type="ephemeral", ttl="1h")),
             TextBlock(text="question"),

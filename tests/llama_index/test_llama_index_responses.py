@@ -103,6 +103,8 @@ def test_text_reply() -> None:
         "prompt_tokens": 12,
         "completion_tokens": 5,
         "total_tokens": 17,
+        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0,
         "cost_usd": expected_cost,
         "finish_reason": "stop",
         "request_id": "req-123",
