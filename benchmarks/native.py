@@ -502,6 +502,14 @@ _ROWS = (
         (_build_llamaindex(ours=False), _build_llamaindex_async(ours=False)),
     ),
     _both(
+        "native-llamaindex",
+        'TokenHub(protocol="messages") (ours)',
+        ("chat / stream_chat", "achat / astream_chat"),
+        "llamaindex",
+        "ours",
+        (_build_llamaindex(ours=True), _build_llamaindex_async(ours=True)),
+    ),
+    _both(
         "native-llamaindex-alone",
         "LlamaIndex alone (canned LLM, no HTTP)",
         ("chat / stream_chat", "achat / astream_chat"),

@@ -24,7 +24,7 @@ CONTENDER_KEYS = SYNC_KEYS + [f"{key}-async" for key in SYNC_KEYS]
 # Claude's native /v1/messages: its own section of the report, its own anchors and floor.
 NATIVE_ALONE = ["native-langchain-alone", "native-llamaindex-alone"]
 NATIVE_SYNC = ["native-httpx", "anthropic", "native-core", "langchain-anthropic"]
-NATIVE_SYNC += ["native-langchain", "llamaindex-anthropic", *NATIVE_ALONE]
+NATIVE_SYNC += ["native-langchain", "llamaindex-anthropic", "native-llamaindex", *NATIVE_ALONE]
 NATIVE_KEYS = NATIVE_SYNC + [f"{key}-async" for key in NATIVE_SYNC]
 NATIVE = "## Claude's native protocol"
 RATIO_ROWS = ["LangChain (sync)", "LangChain (async)", "LlamaIndex (sync)", "LlamaIndex (async)"]
@@ -32,7 +32,7 @@ RATIO_ROWS = ["LangChain (sync)", "LangChain (async)", "LlamaIndex (sync)", "Lla
 # the frameworks compared)
 TABLES = {
     "chat/completions": (CONTENDER_KEYS, FRAMEWORK_ALONE, "httpx", "2.5", "4", RATIO_ROWS),
-    "messages": (NATIVE_KEYS, NATIVE_ALONE, "native-httpx", "2", "2", RATIO_ROWS[:2]),
+    "messages": (NATIVE_KEYS, NATIVE_ALONE, "native-httpx", "2", "2", RATIO_ROWS),
 }
 LOAD_KEYS = ["aiohttp", "httpx", "core", "langchain", "llamaindex"]
 LOAD_KEYS += ["langchain-openai", "llamaindex-openai"]
@@ -102,7 +102,10 @@ def test_quick_run_reports_every_contender(quick_run: tuple[str, Path], protocol
 
 def test_the_native_section_names_its_anchors(quick_run: tuple[str, Path]) -> None:
     native = _section(quick_run[0], "messages")
-    for pair in ('ChatAnthropic (langchain-anthropic) ÷ ChatTokenHub(protocol="messages") (ours)',):
+    for pair in (
+        'ChatAnthropic (langchain-anthropic) ÷ ChatTokenHub(protocol="messages") (ours)',
+        'Anthropic (llama-index-llms-anthropic) ÷ TokenHub(protocol="messages") (ours)',
+    ):
         assert native.count(pair) == 2, pair  # sync and async
     assert "`/v1/messages`" in native
 
