@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck bench bench-batch clean
+.PHONY: demo test lint typecheck bench bench-native bench-batch clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# Claude's native protocol alone (~8 min): rewrites only its section of benchmarks/results.md.
+bench-native: $(STAMP)
+	$(BIN)/python benchmarks/run.py --table native
 
 # The batch engine's 10,000-row targets (~10 min); writes the batch section of benchmarks/results.md.
 bench-batch: $(STAMP)

@@ -16,8 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from benchserver import BenchServer
-from ops import AsyncOps, Contender, SyncOps
+from ops import AsyncOps, Contender, Server, SyncOps
 
 __all__ = ["FULL", "QUICK", "Plan", "Row", "Runner"]
 
@@ -86,7 +85,7 @@ def _describe(exc: BaseException) -> str:
 class Runner:
     """Builds, checks, warms up and times contenders; owns the one event loop of the run."""
 
-    def __init__(self, server: BenchServer, plan: Plan) -> None:
+    def __init__(self, server: Server, plan: Plan) -> None:
         self.server = server
         self.plan = plan
         self._loop = asyncio.new_event_loop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from benchserver import Endpoint
 
@@ -16,6 +16,7 @@ __all__ = [
     "STREAM_PROMPT",
     "AsyncOps",
     "Contender",
+    "Server",
     "SyncOps",
 ]
 
@@ -57,3 +58,18 @@ class Contender:
     role: str  # "floor", "reference", "anchor", "ours", "framework" (the framework alone)
     is_async: bool
     build: Callable[[Endpoint, Endpoint], SyncOps | AsyncOps]
+
+
+class Server(Protocol):
+    """What the timing runner needs of a server: three endpoints and a way to forget requests."""
+
+    @property
+    def short(self) -> Endpoint: ...  # calls: a short reply
+
+    @property
+    def long(self) -> Endpoint: ...  # streams delivered in ~4 KiB batches
+
+    @property
+    def drip(self) -> Endpoint: ...  # streams delivered one event per write
+
+    def reset(self) -> None: ...

@@ -21,7 +21,19 @@ FRAMEWORK_ALONE = ["langchain-alone", "llamaindex-alone"]
 SYNC_KEYS = ["httpx", "openai", "core", "langchain-openai", "langchain", "llamaindex-openai"]
 SYNC_KEYS += ["llamaindex", *FRAMEWORK_ALONE]
 CONTENDER_KEYS = SYNC_KEYS + [f"{key}-async" for key in SYNC_KEYS]
+# Claude's native /v1/messages: its own section of the report, its own anchors and floor.
+NATIVE_ALONE = ["native-langchain-alone", "native-llamaindex-alone"]
+NATIVE_SYNC = ["native-httpx", "anthropic", "native-core", "langchain-anthropic"]
+NATIVE_SYNC += ["native-langchain", "llamaindex-anthropic", "native-llamaindex", *NATIVE_ALONE]
+NATIVE_KEYS = NATIVE_SYNC + [f"{key}-async" for key in NATIVE_SYNC]
+NATIVE = "## Claude's native protocol"
 RATIO_ROWS = ["LangChain (sync)", "LangChain (async)", "LlamaIndex (sync)", "LlamaIndex (async)"]
+# protocol -> (row keys, the rows without HTTP, the floor's key, per-call and per-chunk targets,
+# the frameworks compared)
+TABLES = {
+    "chat/completions": (CONTENDER_KEYS, FRAMEWORK_ALONE, "httpx", "2.5", "4", RATIO_ROWS),
+    "messages": (NATIVE_KEYS, NATIVE_ALONE, "native-httpx", "2", "2", RATIO_ROWS),
+}
 LOAD_KEYS = ["aiohttp", "httpx", "core", "langchain", "llamaindex"]
 LOAD_KEYS += ["langchain-openai", "llamaindex-openai"]
 OURS = ["core", "langchain", "llamaindex"]
@@ -64,44 +76,66 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     return result.stdout, output
 
 
-def test_quick_run_reports_every_contender(quick_run: tuple[str, Path]) -> None:
-    overhead = quick_run[0].split("## Concurrency", 1)[0]
-    rows = {
-        cells[0]: cells
-        for cells in map(_cells, overhead.splitlines())
-        if cells[0] in CONTENDER_KEYS
-    }
-    assert sorted(rows) == sorted(CONTENDER_KEYS)
+def _section(stdout: str, protocol: str) -> str:
+    """The report's overhead section for ``protocol``."""
+    main, native = stdout.split("## Concurrency", 1)[0].split(NATIVE, 1)
+    return main if protocol == "chat/completions" else native
+
+
+@pytest.mark.parametrize("protocol", TABLES)
+def test_quick_run_reports_every_contender(quick_run: tuple[str, Path], protocol: str) -> None:
+    keys, alone, floor, *_ = TABLES[protocol]
+    overhead = _section(quick_run[0], protocol)
+    rows = {cells[0]: cells for cells in map(_cells, overhead.splitlines()) if cells[0] in keys}
+    assert sorted(rows) == sorted(keys)
     for key, cells in rows.items():
         assert len(cells) == 9, cells  # key, contender, timed, then (µs, × raw httpx) × 3
         figures, versus_httpx = cells[3::2], cells[4::2]
         assert all(_microseconds(cell) > 0 for cell in figures), key
-        if key.removesuffix("-async") in FRAMEWORK_ALONE:  # no HTTP: nothing to compare with
+        if key.removesuffix("-async") in alone:  # no HTTP: nothing to compare with
             assert versus_httpx == ["—"] * 3, key
         else:
             assert all(_ratio(cell) > 0 for cell in versus_httpx), key
-    assert [_ratio(cell) for cell in rows["httpx"][4::2]] == [1.0] * 3
-    assert [_ratio(cell) for cell in rows["httpx-async"][4::2]] == [1.0] * 3
+    assert [_ratio(cell) for cell in rows[floor][4::2]] == [1.0] * 3
+    assert [_ratio(cell) for cell in rows[f"{floor}-async"][4::2]] == [1.0] * 3
 
 
-def test_quick_run_reports_anchor_over_ours_ratios(quick_run: tuple[str, Path]) -> None:
-    stdout, _ = quick_run
-    table = stdout.split("Anchor ÷ ours", 1)[1].split("The floor of an adapter", 1)[0]
+def test_the_native_section_names_its_anchors(quick_run: tuple[str, Path]) -> None:
+    native = _section(quick_run[0], "messages")
+    for pair in (
+        'ChatAnthropic (langchain-anthropic) ÷ ChatTokenHub(protocol="messages") (ours)',
+        'Anthropic (llama-index-llms-anthropic) ÷ TokenHub(protocol="messages") (ours)',
+    ):
+        assert native.count(pair) == 2, pair  # sync and async
+    assert "`/v1/messages`" in native
+
+
+@pytest.mark.parametrize("protocol", TABLES)
+def test_quick_run_reports_anchor_over_ours_ratios(
+    quick_run: tuple[str, Path], protocol: str
+) -> None:
+    *_, call_wanted, chunk_wanted, names = TABLES[protocol]
+    section = _section(quick_run[0], protocol)
+    table = section.split("Anchor ÷ ours", 1)[1].split("The floor of an adapter", 1)[0]
     ratios = {cells[0]: cells for cells in map(_cells, table.splitlines())}
-    for name in RATIO_ROWS:
+    for name in names:
         _name, _pair, per_call, call_target, per_chunk, chunk_target, per_read, read_target = (
             ratios[name]
         )
         assert _ratio(per_call) > 0 and _ratio(per_chunk) > 0 and _ratio(per_read) > 0, name
-        assert call_target.startswith("≥ 2.5×: "), name
-        assert chunk_target.startswith("≥ 4×: ") and read_target.startswith("≥ 4×: "), name
+        assert call_target.startswith(f"≥ {call_wanted}×: "), name
+        assert chunk_target.startswith(f"≥ {chunk_wanted}×: "), name
+        assert read_target.startswith(f"≥ {chunk_wanted}×: "), name
 
 
-def test_quick_run_splits_our_cost_against_the_floor(quick_run: tuple[str, Path]) -> None:
-    stdout, _ = quick_run
-    floors = stdout.split("The floor of an adapter", 1)[1]
+@pytest.mark.parametrize("protocol", TABLES)
+def test_quick_run_splits_our_cost_against_the_floor(
+    quick_run: tuple[str, Path], protocol: str
+) -> None:
+    names = TABLES[protocol][-1]
+    floors = _section(quick_run[0], protocol).split("The floor of an adapter", 1)[1]
     rows = {cells[0]: cells for cells in map(_cells, floors.splitlines()) if len(cells) == 10}
-    for name in RATIO_ROWS:
+    for name in names:
         cells = rows[name][1:]  # (floor µs, ours − floor µs, best anchor ÷ ours) × 3
         assert all(_microseconds(floor) > 0 for floor in cells[0::3]), name
         for extra in cells[1::3]:  # may be negative: noise around a small number
@@ -137,8 +171,9 @@ def test_quick_run_reports_the_concurrency_table_and_its_targets(
         assert _ratio(ratio) > 0 and verdict in ("met", "missed"), name
 
 
-def test_profile_mode_lists_our_adapter_functions() -> None:
-    result = _run("--quick", "--profile", "langchain-stream", "--ops", "1", "--top", "40")
+@pytest.mark.parametrize("key", ["langchain", "native-langchain"])
+def test_profile_mode_lists_our_adapter_functions(key: str) -> None:
+    result = _run("--quick", "--profile", f"{key}-stream", "--ops", "1", "--top", "40")
     assert result.returncode == 0, result.stderr[-3000:]
     ours = result.stdout.split("## ours (", 1)[1]
     assert "langchain_tokenhub/" in ours and "tokenhub_core/sse.py" in ours
@@ -148,3 +183,4 @@ def test_unknown_contender_is_refused_before_anything_runs() -> None:
     result = _run("--only", "no-such-thing")
     assert result.returncode != 0
     assert "unknown contender" in result.stderr and "langchain-openai" in result.stderr
+    assert "langchain-anthropic" in result.stderr

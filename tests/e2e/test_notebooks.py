@@ -1,4 +1,4 @@
-"""The four notebooks, executed with nbclient against the emulator they start themselves.
+"""The notebooks, executed with nbclient against the emulator they start themselves.
 
 Each runs in a fresh ipykernel of this interpreter, with no TOKENHUB_* variable and the loopback
 guard of `tests.e2e.offline`, so its connect cell takes the emulator branch. A second set of
@@ -31,6 +31,7 @@ NAMES = [
     "03_agents",
     "04_models_and_cost",
     "05_batch",
+    "06_claude_features",
 ]
 KERNEL = "tokenhub-test-python"
 CELL_TIMEOUT_S = 60
@@ -212,12 +213,60 @@ def _batch(nb: NotebookNode) -> None:
     assert _stdout(_cell(nb, "IngestionPipeline(")).startswith("20 nodes; [emulator]")
 
 
+def _claude_features(nb: NotebookNode) -> None:
+    turns = _stdout(_cell(nb, "reply = llm.invoke(history)")).splitlines()
+    written = re.fullmatch(
+        r"turn 1: ([\d,]+) input tokens \(([\d,]+) written to the cache, 0 read from it\), \d+ output",
+        turns[0],
+    )
+    assert written is not None and int(written[2].replace(",", "")) > 1024, turns[0]
+    cached = written[2]
+    for n, line in enumerate(turns[1:6], start=2):  # every later turn reads the handbook back
+        assert line.startswith(f"turn {n}: ") and f"(0 written to the cache, {cached} read" in line
+    assert turns[6].startswith("last answer: [emulator] You said: When is the Lantern Harvest")
+    meter = _cell(nb, "conversation_cost.cache_saved_usd")
+    saved = re.search(r"saved \$(\d+\.\d+)", _stdout(meter))
+    assert saved is not None and float(saved[1]) > 0
+    [html] = _data(meter, "text/html")
+    _check_meter(html, {"anthropic/claude-sonnet-4-6": 6})
+    chart = _cell(nb, "plt.subplots(")
+    assert len(_data(chart, "image/png")) == 1
+    less = re.search(
+        r"6 turns: \$[\d.]+ with caching, \$[\d.]+ without \((\d+)% less\)", _stdout(chart)
+    )
+    assert less is not None and int(less[1]) > 50
+    llamaindex = _stdout(_cell(nb, "li_llm.chat(li_history)")).splitlines()
+    assert len(llamaindex) == 4 and all(
+        f" {cached} read from the cache" in x for x in llamaindex[:3]
+    )
+    streamed = _cell(nb, "thinker.stream(")
+    _check_streamed(streamed, '\n[thinking] The user asks: "A crate holds 20 kg.')
+    assert "\n[answer] [emulator] You said: A crate holds 20 kg." in _stdout(streamed)
+    assert _stdout(_cell(nb, "temperature=0.2")).startswith(
+        "InvalidParameterError: invalid temperature=0.2"
+    )
+    carried = _stdout(_cell(nb, "li_thinker.chat(chat)"))
+    assert carried.startswith("1 thinking block(s); the first begins: 'The user asks:")
+    assert "next turn: [emulator] You said: And for 2,000 kg?" in carried
+    assert "bytes, starts b'%PDF-1.4'" in _stdout(_cell(nb, "one_page_pdf(\n"))
+    for snippet, label in (
+        ("answer = llm.invoke([message])", "PDF"),
+        ("DocumentBlock(", 'PDF "Price list"'),
+    ):
+        answer = _stdout(_cell(nb, snippet))
+        assert "Duskwine: 22.00 USD per 20 kg crate" in answer  # read out of the PDF
+        assert f"[1 document: {label}, 1 page]" in answer
+    refused = _stdout(_cell(nb, 'ChatTokenHub(model="claude-sonnet-4-6").invoke([message])'))
+    assert refused.startswith("InvalidParameterError:") and "use protocol='messages'" in refused
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
     "01_langchain_quickstart": _quickstart,
     "02_llamaindex_rag": _rag,
     "03_agents": _agents,
     "04_models_and_cost": _models_and_cost,
     "05_batch": _batch,
+    "06_claude_features": _claude_features,
 }
 
 
