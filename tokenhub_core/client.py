@@ -45,8 +45,8 @@ from tokenhub_core.errors import (
 from tokenhub_core.native import ANTHROPIC_VERSION, parse_message, to_messages_body
 from tokenhub_core.params import (
     MESSAGES,
-    _cache_writes,
     build_body,
+    cache_write_ttl,
     estimate_tokens,
     normalize_protocol,
     normalize_timeout,
@@ -300,7 +300,7 @@ class TokenHubClient:
             model,
             estimate_tokens(body["messages"], body.get("tools")),
             body["max_tokens"],
-            cache_writes=_cache_writes(body),
+            cache_writes=cache_write_ttl(body),
         )
         meters.check()
         wire_body = to_messages_body(body) if protocol == MESSAGES else body

@@ -50,6 +50,7 @@ __all__ = [
     "SUPPORTED_IMAGE_TYPES",
     "apply_aliases",
     "build_body",
+    "cache_write_ttl",
     "check_image_url",
     "check_known",
     "check_max_retries",
@@ -721,7 +722,7 @@ def _mark_last_block(messages: list[dict[str, Any]], cache_control: Mapping[str,
         last["cache_control"] = dict(cache_control)
 
 
-def _cache_writes(body: Mapping[str, Any]) -> str | None:
+def cache_write_ttl(body: Mapping[str, Any]) -> str | None:
     """The longest TTL among the request's cache breakpoints ("1h", "5m"), or None."""
     found: set[str] = set()
 
