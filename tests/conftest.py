@@ -56,3 +56,19 @@ def _no_ambient_tokenhub_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up a developer's real key or base URL from the environment."""
     monkeypatch.delenv("TOKENHUB_API_KEY", raising=False)
     monkeypatch.delenv("TOKENHUB_BASE_URL", raising=False)
+
+
+@pytest.fixture
+async def agent_memory() -> Any:
+    """Build llama-index agent memories whose SQLite store is closed when the test ends.
+
+    llama-index-core's default ``Memory`` opens an aiosqlite connection it never closes; the
+    connection's worker thread then fails on whichever later test's event loop is current when
+    the garbage collector finds it. These memories share one engine, disposed on the test's loop.
+    """
+    from llama_index.core.memory import Memory
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine("sqlite+aiosqlite:///:memory:")
+    yield lambda: Memory.from_defaults(async_engine=engine)
+    await engine.dispose()

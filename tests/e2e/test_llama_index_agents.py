@@ -39,19 +39,19 @@ class _Calls:
         return a + b
 
 
-async def _run(agent: Any, message: str) -> tuple[AgentOutput, list[Any]]:
-    handler = agent.run(user_msg=message)
+async def _run(agent: Any, message: str, memory: Any) -> tuple[AgentOutput, list[Any]]:
+    handler = agent.run(user_msg=message, memory=memory)
     events = [event async for event in handler.stream_events()]
     return await handler, events
 
 
 @pytest.mark.parametrize("streaming", [True, False])
 async def test_function_agent_with_two_tools(
-    streaming: bool, llm: TokenHub, tokenhub_emulator: TokenHubEmulator
+    streaming: bool, llm: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
     calls = _Calls()
     agent = FunctionAgent(tools=[calls.multiply, calls.add], llm=llm, streaming=streaming)
-    result, events = await _run(agent, "Please multiply 3 and 4, then add 5 and 6")
+    result, events = await _run(agent, "Please multiply 3 and 4, then add 5 and 6", agent_memory())
     assert sorted(calls.seen) == [("add", {"a": 5, "b": 6}), ("multiply", {"a": 3, "b": 4})]
     assert str(result.response.content).startswith("[emulator] Tool results:")
     assert "multiply returned 12" in str(result.response.content)
@@ -71,13 +71,11 @@ async def test_function_agent_with_two_tools(
 
 
 async def test_function_agent_keeps_its_memory_across_runs(
-    llm: TokenHub, tokenhub_emulator: TokenHubEmulator
+    llm: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
-    from llama_index.core.memory import Memory
-
     calls = _Calls()
     agent = FunctionAgent(tools=[calls.multiply], llm=llm)
-    memory = Memory.from_defaults(session_id="s1")
+    memory = agent_memory()
     await agent.run(user_msg="Please multiply 2 and 5", memory=memory)
     second = await agent.run(user_msg="Thanks, that is all", memory=memory)
     assert str(second.response.content) == "[emulator] You said: Thanks, that is all"
@@ -85,7 +83,9 @@ async def test_function_agent_keeps_its_memory_across_runs(
     assert [m["role"] for m in last] == ["user", "assistant", "tool", "assistant", "user"]
 
 
-async def test_agent_workflow_hands_off(llm: TokenHub, tokenhub_emulator: TokenHubEmulator) -> None:
+async def test_agent_workflow_hands_off(
+    llm: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
+) -> None:
     calls = _Calls()
     calculator = FunctionAgent(
         name="calculator",
@@ -105,7 +105,7 @@ async def test_agent_workflow_hands_off(llm: TokenHub, tokenhub_emulator: TokenH
             }
         ]
     )
-    result, events = await _run(workflow, "Write a haiku about llamas")
+    result, events = await _run(workflow, "Write a haiku about llamas", agent_memory())
     assert result.current_agent_name == "writer"
     assert str(result.response.content).startswith("[emulator]")
     names = [e.current_agent_name for e in events if isinstance(e, AgentOutput)]
@@ -118,7 +118,7 @@ async def test_agent_workflow_hands_off(llm: TokenHub, tokenhub_emulator: TokenH
 @pytest.mark.filterwarnings("ignore:is_running called from within a step:DeprecationWarning")
 @pytest.mark.parametrize("streaming", [True, False])
 async def test_react_agent(
-    streaming: bool, llm: TokenHub, tokenhub_emulator: TokenHubEmulator
+    streaming: bool, llm: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
     calls = _Calls()
     agent = ReActAgent(tools=[calls.multiply, calls.add], llm=llm, streaming=streaming)
@@ -128,7 +128,7 @@ async def test_react_agent(
     tokenhub_emulator.queue_reply(
         text="Thought: I can answer without using any more tools.\nAnswer: 42"
     )
-    result, _ = await _run(agent, "What is 7 times 6?")
+    result, _ = await _run(agent, "What is 7 times 6?", agent_memory())
     assert calls.seen == [("multiply", {"a": 7, "b": 6})]
     assert str(result.response.content) == "42"
     second = chat_bodies(tokenhub_emulator)[1]
@@ -144,7 +144,9 @@ class Product(BaseModel):
     product: int
 
 
-async def test_agent_with_output_cls(llm: TokenHub, tokenhub_emulator: TokenHubEmulator) -> None:
+async def test_agent_with_output_cls(
+    llm: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
+) -> None:
     calls = _Calls()
     agent = FunctionAgent(tools=[calls.multiply], llm=llm, output_cls=Product)
     tokenhub_emulator.queue_reply(
@@ -154,7 +156,7 @@ async def test_agent_with_output_cls(llm: TokenHub, tokenhub_emulator: TokenHubE
     tokenhub_emulator.queue_reply(
         tool_calls=[{"name": "Product", "arguments": {"a": 3, "b": 9, "product": 27}, "id": "c"}]
     )
-    result, _ = await _run(agent, "Multiply 3 by 9")
+    result, _ = await _run(agent, "Multiply 3 by 9", agent_memory())
     assert result.structured_response == {"a": 3, "b": 9, "product": 27}
     assert result.get_pydantic_model(Product) == Product(a=3, b=9, product=27)
     last = chat_bodies(tokenhub_emulator)[-1]

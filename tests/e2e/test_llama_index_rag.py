@@ -77,9 +77,12 @@ async def test_async_query_engine(
     ],
 )
 def test_chat_engine_modes(
-    mode: ChatMode, index: VectorStoreIndex, tokenhub_emulator: TokenHubEmulator
+    mode: ChatMode,
+    index: VectorStoreIndex,
+    tokenhub_emulator: TokenHubEmulator,
+    agent_memory: Any,
 ) -> None:
-    engine = index.as_chat_engine(chat_mode=mode)
+    engine = index.as_chat_engine(chat_mode=mode, memory=agent_memory())
     first = engine.chat("What are llamas?")
     second = engine.chat("And how big are alpacas?")
     assert str(first).startswith("[emulator]")
@@ -94,9 +97,12 @@ def test_chat_engine_modes(
     "mode", [ChatMode.CONDENSE_PLUS_CONTEXT, ChatMode.CONTEXT, ChatMode.SIMPLE]
 )
 async def test_streaming_chat_engines(
-    mode: ChatMode, index: VectorStoreIndex, tokenhub_emulator: TokenHubEmulator
+    mode: ChatMode,
+    index: VectorStoreIndex,
+    tokenhub_emulator: TokenHubEmulator,
+    agent_memory: Any,
 ) -> None:
-    engine = index.as_chat_engine(chat_mode=mode)
+    engine = index.as_chat_engine(chat_mode=mode, memory=agent_memory())
     streamed = engine.stream_chat("What are llamas?")
     pieces = list(streamed.response_gen)
     assert len(pieces) > 3

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from langchain_core.output_parsers import PydanticOutputParser, StrOutputParser
@@ -165,7 +165,9 @@ def test_a_langchain_rag_prompt_gets_the_answering_sentences(chat_model: ChatTok
     assert answer.startswith("[emulator] At dusk, children carry lanterns")
 
 
-def test_a_llamaindex_query_and_chat_engine_answer_from_the_context(llama: TokenHub) -> None:
+def test_a_llamaindex_query_and_chat_engine_answer_from_the_context(
+    llama: TokenHub, agent_memory: Any
+) -> None:
     docs = [
         Document(text=(DATA / n).read_text()) for n in ("lantern_festival.md", "cider_rules.md")
     ]
@@ -175,7 +177,9 @@ def test_a_llamaindex_query_and_chat_engine_answer_from_the_context(llama: Token
     assert answer.startswith("[emulator] The Lantern Harvest is Marrowfield's autumn festival.")
     assert "first Saturday of October" in answer
 
-    chat = index.as_chat_engine(chat_mode="condense_plus_context", llm=llama, similarity_top_k=2)
+    chat = index.as_chat_engine(
+        chat_mode="condense_plus_context", llm=llama, similarity_top_k=2, memory=agent_memory()
+    )
     chat.chat("Which apples may be pressed for Marrowfield cider?")
     follow_up = str(chat.chat("And how long must that cider ferment?"))
     assert "fermented in oak barrels in the packing house cellar for at least five months" in (
@@ -236,14 +240,16 @@ def test_llm_single_selector(llama: TokenHub) -> None:
 # llama-index-core 0.14's ReActAgent reads ctx.is_running inside its step, which workflows deprecates.
 @pytest.mark.filterwarnings("ignore:is_running called from within a step:DeprecationWarning")
 async def test_react_agent_runs_a_tool_end_to_end(
-    llama: TokenHub, tokenhub_emulator: TokenHubEmulator
+    llama: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
     def multiply(a: int, b: int) -> int:
         """Multiply two integers."""
         return a * b
 
     agent = ReActAgent(tools=[multiply], llm=llama)
-    result = await agent.run(user_msg="Use the multiply tool: what is 12 times 7?")
+    result = await agent.run(
+        user_msg="Use the multiply tool: what is 12 times 7?", memory=agent_memory()
+    )
     assert str(result) == "[emulator] multiply returned 84"
     first_step = json.loads(tokenhub_emulator.requests[0].raw_body)
     assert "Action Input" in first_step["messages"][0]["content"]

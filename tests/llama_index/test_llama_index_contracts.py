@@ -247,14 +247,14 @@ def test_streamed_structured_predict_never_completes_a_cut_off_object(
 
 @pytest.mark.parametrize("streaming", [True, False])
 async def test_function_agent_refuses_a_cut_off_call(
-    llm: TokenHub, tokenhub_emulator: TokenHubEmulator, streaming: bool
+    llm: TokenHub, tokenhub_emulator: TokenHubEmulator, streaming: bool, agent_memory: Any
 ) -> None:
     tokenhub_emulator.queue_reply(
         tool_calls=[{"name": "transfer", "arguments": CUT}], finish_reason="length"
     )
     agent = FunctionAgent(tools=[transfer], llm=llm, streaming=streaming)
     with pytest.raises(Exception, match="max_tokens"):
-        await agent.run(user_msg="Pay Bob")
+        await agent.run(user_msg="Pay Bob", memory=agent_memory())
 
 
 # --- 11.13 one conversation, one request; 11.14 CachePoint; 12.5 surrogates ----------------------

@@ -103,11 +103,11 @@ async def test_a_thinking_turn_goes_back_verbatim_on_the_next(
 
 @pytest.mark.parametrize("streaming", [True, False])
 async def test_function_agent_tool_loop_with_thinking(
-    streaming: bool, tokenhub_emulator: TokenHubEmulator
+    streaming: bool, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
     llm = TokenHub(protocol="messages", thinking=2048, max_tokens=4096)
     agent = FunctionAgent(tools=[ADD], llm=llm, streaming=streaming)
-    handler = agent.run(user_msg="Please add 5 and 6")
+    handler = agent.run(user_msg="Please add 5 and 6", memory=agent_memory())
     events = [event async for event in handler.stream_events()]
     result = await handler
     assert "add returned 11" in str(result.response.content)

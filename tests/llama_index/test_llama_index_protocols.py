@@ -145,19 +145,24 @@ class _Calls:
         return a + b
 
 
-async def _agent_run(agent: Any, message: str) -> tuple[AgentOutput, list[Any]]:
-    handler = agent.run(user_msg=message)
+async def _agent_run(agent: Any, message: str, memory: Any) -> tuple[AgentOutput, list[Any]]:
+    handler = agent.run(user_msg=message, memory=memory)
     events = [event async for event in handler.stream_events()]
     return await handler, events
 
 
 @pytest.mark.parametrize("streaming", [True, False])
 async def test_function_agent(
-    streaming: bool, make: Callable[..., TokenHub], tokenhub_emulator: TokenHubEmulator
+    streaming: bool,
+    make: Callable[..., TokenHub],
+    tokenhub_emulator: TokenHubEmulator,
+    agent_memory: Any,
 ) -> None:
     calls = _Calls()
     agent = FunctionAgent(tools=[calls.multiply, calls.add], llm=make(), streaming=streaming)
-    result, events = await _agent_run(agent, "Please multiply 3 and 4, then add 5 and 6")
+    result, events = await _agent_run(
+        agent, "Please multiply 3 and 4, then add 5 and 6", agent_memory()
+    )
     assert sorted(calls.seen) == [("add", {"a": 5, "b": 6}), ("multiply", {"a": 3, "b": 4})]
     assert "multiply returned 12" in str(result.response.content)
     assert "add returned 11" in str(result.response.content)
@@ -169,7 +174,7 @@ async def test_function_agent(
 
 @pytest.mark.filterwarnings("ignore:is_running called from within a step:DeprecationWarning")
 async def test_react_agent(
-    make: Callable[..., TokenHub], tokenhub_emulator: TokenHubEmulator
+    make: Callable[..., TokenHub], tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
     calls = _Calls()
     agent = ReActAgent(tools=[calls.multiply], llm=make())
@@ -179,7 +184,7 @@ async def test_react_agent(
     tokenhub_emulator.queue_reply(
         text="Thought: I can answer without using any more tools.\nAnswer: 42"
     )
-    result, _ = await _agent_run(agent, "What is 7 times 6?")
+    result, _ = await _agent_run(agent, "What is 7 times 6?", agent_memory())
     assert calls.seen == [("multiply", {"a": 7, "b": 6})]
     assert str(result.response.content) == "42"
 

@@ -164,14 +164,14 @@ def test_pdf(pair: Any) -> None:
 
 
 @pytest.mark.parametrize("thinking", [None, {"type": "adaptive"}])
-async def test_function_agent(pair: Any, thinking: Any) -> None:
+async def test_function_agent(pair: Any, thinking: Any, agent_memory: Any) -> None:
     from llama_index.core.agent.workflow import FunctionAgent, ToolCallResult
 
     anthropic, ours = pair(max_tokens=4096, thinking=thinking)
     results = []
     for llm in (anthropic, ours):
         agent = FunctionAgent(tools=[ADD], llm=llm)
-        handler = agent.run(user_msg="Please add 5 and 6")
+        handler = agent.run(user_msg="Please add 5 and 6", memory=agent_memory())
         events = [e async for e in handler.stream_events()]
         result = await handler
         calls = [
