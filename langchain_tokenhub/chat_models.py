@@ -423,8 +423,8 @@ class ChatTokenHub(BaseChatModel):
             with self._get_client(request.protocol).stream(
                 model=request.model, messages=request.messages, **request.params
             ) as stream:
-                for chunk in stream:
-                    message = converter.convert(chunk, stream.request_id)
+                for part in stream.parts():
+                    message = converter.convert(part, stream.request_id)
                     if message is not None:
                         generation = ChatGenerationChunk(message=message)
                         if run_manager:
@@ -445,8 +445,8 @@ class ChatTokenHub(BaseChatModel):
             async with self._get_client(request.protocol).astream(
                 model=request.model, messages=request.messages, **request.params
             ) as stream:
-                async for chunk in stream:
-                    message = converter.convert(chunk, stream.request_id)
+                async for part in stream.parts():
+                    message = converter.convert(part, stream.request_id)
                     if message is not None:
                         generation = ChatGenerationChunk(message=message)
                         if run_manager:

@@ -83,8 +83,8 @@ from tokenhub_core.errors import (
     incomplete_call_message,
 )
 from tokenhub_core.params import SUPPORTED_IMAGE_TYPES, check_image_url, normalize_tool_call_id
-from tokenhub_core.stream import ToolCallRouter
-from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, ChoiceDeltaToolCall, Usage
+from tokenhub_core.stream import StreamPart, ToolCallPart, ToolCallRouter
+from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, Usage
 
 __all__ = [
     "MODEL_PROVIDER",
@@ -647,42 +647,47 @@ class StreamConverter:
         self._identified: set[int] = set()
 
     def convert(
-        self, chunk: ChatCompletionChunk, request_id: str | None = None
+        self, part: StreamPart | ChatCompletionChunk, request_id: str | None = None
     ) -> AIMessageChunk | None:
-        """The LangChain chunk for one wire chunk; None for a chunk with nothing but usage."""
-        if not self._id and chunk.id:
-            self._id = chunk.id
-        if not chunk.choices:
-            if chunk.model:
-                self._served = chunk.model
+        """The LangChain chunk for one streamed part (or wire chunk); None for one with nothing
+        but usage."""
+        if not isinstance(part, StreamPart):
+            part = StreamPart.from_chunk(part)
+        if not self._id and part.id:
+            self._id = part.id
+        if part.text_only and not self._blocks.on:
+            # The stream's bulk (a text fragment on Claude's protocol): the chunk, directly.
+            return TokenHubMessageChunk(
+                content=part.content or "",
+                response_metadata={"model_provider": MODEL_PROVIDER},
+                id=self._id or None,
+            )
+        if not part.has_choice:
+            if part.model:
+                self._served = part.model
             return None
         metadata: dict[str, Any] = {"model_provider": MODEL_PROVIDER}
-        call_chunks: list[ToolCallChunk] = []
-        extra: dict[str, Any] = {}
-        choice = chunk.choices[0]
-        delta = choice.delta
-        if delta.tool_calls:
-            call_chunks = [self._call_chunk(d) for d in delta.tool_calls]
-        if delta.refusal:
-            extra["refusal"] = delta.refusal
-        if choice.finish_reason is not None:
-            self._served = chunk.model or self._served
-            self._finish_reason = choice.finish_reason
-            metadata["finish_reason"] = choice.finish_reason
-            metadata["model_name"] = chunk.model or self._model
-            metadata["id"] = self._id or chunk.id
-            metadata["request_id"] = request_id
-            if chunk.system_fingerprint:
-                metadata["system_fingerprint"] = chunk.system_fingerprint
         # Only the fields that differ from their defaults: pydantic validates every one passed.
         fields: dict[str, Any] = {"response_metadata": metadata}
-        if call_chunks:
-            fields["tool_call_chunks"] = call_chunks
-        if extra:
-            fields["additional_kwargs"] = extra
         if self._id:
             fields["id"] = self._id
-        content = self._blocks.content(delta.content, delta.thinking_blocks)
+        if part.tool_calls:
+            fields["tool_call_chunks"] = [self._call_chunk(d) for d in part.tool_calls]
+        if part.refusal:
+            fields["additional_kwargs"] = {"refusal": part.refusal}
+        finish = part.finish_reason
+        if finish is not None:
+            self._served = part.model or self._served
+            self._finish_reason = finish
+            metadata["finish_reason"] = finish
+            metadata["model_name"] = part.model or self._model
+            metadata["id"] = self._id or part.id
+            metadata["request_id"] = request_id
+            if part.system_fingerprint:
+                metadata["system_fingerprint"] = part.system_fingerprint
+        if part.thinking is None and not self._blocks.on:
+            return TokenHubMessageChunk(content=part.content or "", **fields)
+        content = self._blocks.content(part.content, part.thinking)
         return TokenHubMessageChunk(content=content, **fields)
 
     def finish(self, usage: Usage | None) -> AIMessageChunk:
@@ -703,12 +708,11 @@ class StreamConverter:
             **fields,
         )
 
-    def _call_chunk(self, delta: ChoiceDeltaToolCall) -> ToolCallChunk:
+    def _call_chunk(self, delta: ToolCallPart) -> ToolCallChunk:
         # The call's position (the core's rule) is the index LangChain merges by; its name and
         # id go out once each, since LangChain concatenates repeated strings when merging.
         position, _ = self._router.route(delta.index, delta.id)
-        function = delta.function
-        name = function.name if function is not None else None
+        name = delta.name
         if name and position not in self._named:
             self._named.add(position)
         else:
@@ -718,8 +722,7 @@ class StreamConverter:
             self._identified.add(position)
         else:
             call_id = None
-        args = function.arguments if function is not None else None
-        return tool_call_chunk(name=name, args=args, id=call_id, index=position)
+        return tool_call_chunk(name=name, args=delta.arguments, id=call_id, index=position)
 
 
 class TokenHubMessageChunk(AIMessageChunk):

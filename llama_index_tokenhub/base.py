@@ -515,8 +515,8 @@ class TokenHub(FunctionCallingLLM):
 
 def _stream_responses(stream: ChatStream, converter: ChunkConverter) -> ChatResponseGen:
     with stream:
-        for chunk in stream:
-            response = converter.add(chunk)
+        for part in stream.parts():
+            response = converter.add(part)
             if response is not None:
                 yield response
         yield converter.finish(stream.completion())
@@ -531,10 +531,11 @@ class _AsyncResponses:
     ``aclose()`` (or the end of the stream, or an error) closes the connection.
     """
 
-    __slots__ = ("_converter", "_done", "_stream")
+    __slots__ = ("_converter", "_done", "_parts", "_stream")
 
     def __init__(self, stream: AsyncChatStream, converter: ChunkConverter) -> None:
         self._stream = stream
+        self._parts = stream.parts()
         self._converter = converter
         self._done = False
 
@@ -546,7 +547,7 @@ class _AsyncResponses:
             raise StopAsyncIteration
         try:
             while True:
-                response = self._converter.add(await self._stream.__anext__())
+                response = self._converter.add(await self._parts.__anext__())
                 if response is not None:
                     return response
         except StopAsyncIteration:

@@ -33,7 +33,7 @@ from llama_index.core.llms.llm import ToolSelection
 
 from tokenhub_core.catalog import price_usage
 from tokenhub_core.errors import IncompleteToolCallError, complete_json_object
-from tokenhub_core.stream import ToolCallRouter
+from tokenhub_core.stream import StreamPart, ToolCallRouter
 from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, ToolCall, Usage
 
 __all__ = [
@@ -251,38 +251,27 @@ class ChunkConverter:
         self._thinking: list[dict[str, Any]] = []  # per thinking block: its parts so far
         self._thinking_blocks: list[ThinkingBlock] = []
 
-    def add(self, chunk: ChatCompletionChunk) -> ChatResponse | None:
-        """The response for one chunk, or None when it changes nothing a user sees."""
-        delta_text = ""
-        thinking_text = ""
-        touched = thought = False
-        for choice in chunk.choices:
-            if choice.index != 0:
-                continue
-            delta = choice.delta
-            if delta.content:
-                delta_text += delta.content
-            if delta.thinking_blocks:
-                for item in delta.thinking_blocks:
-                    thinking_text += self._add_thinking_delta(item)
-                thought = True
-            if delta.tool_calls:
-                for tool_delta in delta.tool_calls:
-                    self._add_tool_delta(
-                        tool_delta.index,
-                        tool_delta.id or "",
-                        tool_delta.function.name if tool_delta.function else None,
-                        tool_delta.function.arguments if tool_delta.function else None,
-                    )
-                touched = True
-        if not delta_text and not touched and not thought:
+    def add(self, part: StreamPart | ChatCompletionChunk) -> ChatResponse | None:
+        """The response for one streamed part (or wire chunk), or None when it changes nothing
+        a user sees. Its ``raw`` is what the wire carried: the chunk, or Claude's event."""
+        if not isinstance(part, StreamPart):
+            part = StreamPart.from_chunk(part)
+        delta_text = part.content or ""
+        thinking_text = None
+        if part.thinking:
+            thinking_text = "".join([self._add_thinking_delta(item) for item in part.thinking])
+        if part.tool_calls:
+            for tool_delta in part.tool_calls:
+                self._add_tool_delta(
+                    tool_delta.index, tool_delta.id or "", tool_delta.name, tool_delta.arguments
+                )
+            self._blocks = [c.block for c in self._calls if c.block is not None]
+            self._wire = [c.wire for c in self._calls]
+        elif not delta_text and thinking_text is None:
             return None
         if delta_text:
             self._text += delta_text
-        if touched:
-            self._blocks = [c.block for c in self._calls if c.block is not None]
-            self._wire = [c.wire for c in self._calls]
-        return self._response(delta_text, thinking_text if thought else None, chunk)
+        return self._response(delta_text, thinking_text, part.raw)
 
     def _add_thinking_delta(self, item: Mapping[str, Any]) -> str:
         """Grow thinking block ``item["index"]`` by one delta; the new thinking text."""
@@ -327,9 +316,7 @@ class ChunkConverter:
             tool_call_id=call.id or None, tool_name=call.name, tool_kwargs=call.arguments
         )
 
-    def _response(
-        self, delta_text: str, thinking_delta: str | None, chunk: ChatCompletionChunk
-    ) -> ChatResponse:
+    def _response(self, delta_text: str, thinking_delta: str | None, raw: Any) -> ChatResponse:
         blocks: list[Any] = list(self._thinking_blocks)
         if self._text or not self._blocks:
             blocks.append(TextBlock(text=self._text))
@@ -343,7 +330,7 @@ class ChunkConverter:
                 role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=message_kwargs
             ),
             delta=delta_text,
-            raw=chunk,
+            raw=raw,
             additional_kwargs=extra,
         )
 

@@ -1,5 +1,8 @@
 """Streamed replies: SSE bytes in, ``chat.completion.chunk``s out, sync and async.
 
+Inside, a stream is a sequence of `StreamPart`s, which the adapters read through ``parts()``;
+iterating the stream itself gives each part's chunk.
+
 An abandoned stream (a ``break`` out of the loop, an exception in its body, a dropped reference)
 closes its connection and settles its meter as soon as the last reference to it goes: the
 generators below hold the client and the call but never the stream object that holds them, so no
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +32,7 @@ from tokenhub_core.errors import (
 )
 from tokenhub_core.native import MessagesEventReader
 from tokenhub_core.sse import SSEDecoder
-from tokenhub_core.stream import ChunkAccumulator, completion_to_chunks
+from tokenhub_core.stream import ChunkAccumulator, StreamPart, completion_to_chunks
 from tokenhub_core.wire import ChatCompletion, ChatCompletionChunk, Usage, loads, parse_lenient
 
 if TYPE_CHECKING:
@@ -106,7 +109,7 @@ class _StreamReader:
         """Whether any chunk has been produced (a retry would then repeat what was read)."""
         return self.accumulator.chunk_count > 0
 
-    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
+    def feed(self, data: bytes) -> list[StreamPart]:
         if self._error is not None:
             raise self._error
         self._received += len(data)
@@ -116,29 +119,30 @@ class _StreamReader:
                 " reply; reading stopped",
                 request_id=self.request_id,
             )
-        chunks: list[ChatCompletionChunk] = []
+        parts: list[StreamPart] = []
+        add = self.accumulator.add_part
         try:
-            for event in self._decoder.decode(data):
+            for text, name, _, _ in self._decoder.decode_fields(data):
                 if self.done:
                     continue
-                chunk = self._chunk(event.event, event.data)
-                if chunk is not None:
-                    self.accumulator.add(chunk)
-                    chunks.append(chunk)
+                part = self._part(name, text)
+                if part is not None:
+                    add(part)
+                    parts.append(part)
         except (APIResponseError, APIStatusError) as exc:
-            if not chunks:
+            if not parts:
                 raise
             self._error = exc
-        return chunks
+        return parts
 
-    def _chunk(self, name: str | None, data: str) -> ChatCompletionChunk | None:
+    def _part(self, name: str | None, data: str) -> StreamPart | None:
         native = self._native
         if native is not None:
             if not data.strip():
                 return None
-            chunk = native.event(name, data)
+            part = native.event(name, data)
             self.done = native.done
-            return chunk
+            return part
         if data == "[DONE]":
             self.done = True
             return None
@@ -155,17 +159,18 @@ class _StreamReader:
         extra = chunk.__pydantic_extra__
         if extra and "error" in extra:
             raise error_event(extra["error"], self.request_id)
-        return chunk
+        return StreamPart.from_chunk(chunk)
 
-    def feed_json(self, content: bytes, headers: Mapping[str, str]) -> list[ChatCompletionChunk]:
+    def feed_json(self, content: bytes, headers: Mapping[str, str]) -> list[StreamPart]:
         """A ``stream=true`` request answered with a plain JSON body: replay it as chunks."""
         from tokenhub_core.client import parse_reply
 
         chunks = completion_to_chunks(parse_reply(content, headers, self.protocol))
-        for chunk in chunks:
-            self.accumulator.add(chunk)
+        parts = [StreamPart.from_chunk(chunk) for chunk in chunks]
+        for part in parts:
+            self.accumulator.add_part(part)
         self.done = True
-        return chunks
+        return parts
 
     def end(self) -> None:
         if self._error is not None:
@@ -232,9 +237,9 @@ def _retry_delay(life: Lifecycle, reader: _StreamReader, exc: APIStatusError) ->
     return life.stream_refused(exc)
 
 
-def _chunks(
+def _parts(
     client: TokenHubClient, life: Lifecycle, state: _StreamState
-) -> Generator[ChatCompletionChunk, None, None]:
+) -> Generator[StreamPart, None, None]:
     while True:
         response = client._open(life)
         reader = state.start(response, life.call.protocol)
@@ -295,18 +300,22 @@ class ChatStream(_StreamBase):
     def __init__(self, client: TokenHubClient, life: Lifecycle) -> None:
         state = _StreamState()
         super().__init__(state)
-        self._chunks = _chunks(client, life, state)
+        self._parts = _parts(client, life, state)
+        self._chunks = map(_chunk_of, self._parts)
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        # The generator itself, so a for loop pays no extra Python frame per chunk.
         return self._chunks
 
     def __next__(self) -> ChatCompletionChunk:
         return next(self._chunks)
 
+    def parts(self) -> Iterator[StreamPart]:
+        """The stream as `StreamPart`s (what the adapters read: no chunk is built)."""
+        return self._parts
+
     def close(self) -> None:
         """Stop reading and release the connection."""
-        self._chunks.close()
+        self._parts.close()
 
     def __enter__(self) -> ChatStream:
         return self
@@ -336,7 +345,7 @@ class AsyncChatStream(_StreamBase):
         self._life = life
         self._response: httpx.Response | None = None
         self._bytes: AsyncIterator[bytes] | None = None
-        self._pending: deque[ChatCompletionChunk] = deque()
+        self._pending: deque[StreamPart] = deque()
         self._finished = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -344,6 +353,15 @@ class AsyncChatStream(_StreamBase):
         return self
 
     async def __anext__(self) -> ChatCompletionChunk:
+        if self._pending:
+            return self._pending.popleft().chunk
+        return (await self._anext_part()).chunk
+
+    def parts(self) -> AsyncIterator[StreamPart]:
+        """The stream as `StreamPart`s (what the adapters read: no chunk is built)."""
+        return _AsyncParts(self)
+
+    async def _anext_part(self) -> StreamPart:
         if self._pending:
             return self._pending.popleft()
         if self._finished:
@@ -363,7 +381,7 @@ class AsyncChatStream(_StreamBase):
             await self.aclose()
             raise
 
-    async def _next(self) -> ChatCompletionChunk:
+    async def _next(self) -> StreamPart:
         while True:
             try:
                 return await self._read_next()
@@ -377,7 +395,7 @@ class AsyncChatStream(_StreamBase):
                     await response.aclose()
                 await client_asleep(delay)
 
-    async def _read_next(self) -> ChatCompletionChunk:
+    async def _read_next(self) -> StreamPart:
         life = self._life
         if self._response is None:
             self._loop = asyncio.get_running_loop()
@@ -442,6 +460,25 @@ class AsyncChatStream(_StreamBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _chunk_of(part: StreamPart) -> ChatCompletionChunk:
+    return part.chunk
+
+
+class _AsyncParts:
+    """`AsyncChatStream.parts()`: the same stream, read as parts."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: AsyncChatStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> _AsyncParts:
+        return self
+
+    def __anext__(self) -> Awaitable[StreamPart]:
+        return self._stream._anext_part()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

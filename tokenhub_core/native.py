@@ -31,9 +31,9 @@ from tokenhub_core.errors import (
     status_error_class,
 )
 from tokenhub_core.params import normalize_tool_call_id
+from tokenhub_core.stream import StreamPart, ToolCallPart
 from tokenhub_core.wire import (
     ChatCompletion,
-    ChatCompletionChunk,
     Choice,
     CompletionTokensDetails,
     FunctionCall,
@@ -467,12 +467,13 @@ def parse_message(data: Any, request_id: str | None) -> ChatCompletion:
 
 
 class MessagesEventReader:
-    """Claude's stream events in, ``chat.completion.chunk``s out (see the module docstring).
+    """Claude's stream events in, `StreamPart`s out (see the module docstring).
 
-    Text deltas become ``content``; ``tool_use`` blocks become tool-call deltas numbered by
-    their order among the tool calls; thinking and redacted thinking become ``thinking_blocks``
-    deltas numbered by their order among the thinking blocks; ``message_delta`` gives the chunk
-    with the finish reason and the whole usage. ``done`` turns true at ``message_stop``.
+    Text deltas become ``content``; ``tool_use`` blocks become tool-call parts numbered by their
+    order among the tool calls; thinking and redacted thinking become ``thinking`` fragments
+    numbered by their order among the thinking blocks; ``message_delta`` gives the part with the
+    finish reason and the whole usage. Each part's ``raw`` is its event. ``done`` turns true at
+    ``message_stop``.
     """
 
     __slots__ = (
@@ -500,23 +501,28 @@ class MessagesEventReader:
         self._thinking = 0
         self._role_pending = False
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> ChatCompletionChunk:
+    def _part(
+        self,
+        payload: dict[str, Any],
+        content: str | None = None,
+        *,
+        tool_calls: list[ToolCallPart] | None = None,
+        thinking: list[dict[str, Any]] | None = None,
+    ) -> StreamPart:
+        part = StreamPart(self._id, self._model, payload, content)
         if self._role_pending:
-            # message_start's role rides on the first chunk with content: until then nothing
+            # message_start's role rides on the first part with content: until then nothing
             # has been handed to the caller, so an error event can still be retried.
             self._role_pending = False
-            delta["role"] = "assistant"
-        # Validating one dict costs less than building the three models one by one.
-        return ChatCompletionChunk.model_validate(
-            {
-                "id": self._id,
-                "model": self._model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-        )
+            part.role = "assistant"
+        if tool_calls is not None:
+            part.tool_calls = tool_calls
+        if thinking is not None:
+            part.thinking = thinking
+        return part
 
-    def event(self, name: str | None, data: str) -> ChatCompletionChunk | None:
-        """One SSE event; the chunk it makes, if any. Raises on an ``error`` event."""
+    def event(self, name: str | None, data: str) -> StreamPart | None:
+        """One SSE event; the part it makes, if any. Raises on an ``error`` event."""
         try:
             payload = from_json(data)  # pydantic-core: a third of json.loads per event
         except ValueError:
@@ -530,10 +536,17 @@ class MessagesEventReader:
         kind = payload.get("type") or name
         if kind == "error" or name == "error":
             raise native_error(payload, self.request_id)
+        if kind == "content_block_delta" and not self._role_pending:
+            # The stream's bulk: one text fragment, straight to its part.
+            delta = payload.get("delta")
+            if isinstance(delta, dict) and delta.get("type") == "text_delta":
+                part = StreamPart(self._id, self._model, payload, delta.get("text") or "")
+                part.text_only = True
+                return part
         handler = _HANDLERS.get(str(kind))
         return None if handler is None else handler(self, payload)
 
-    def _message_start(self, payload: dict[str, Any]) -> ChatCompletionChunk | None:
+    def _message_start(self, payload: dict[str, Any]) -> StreamPart | None:
         message = payload.get("message") or {}
         self._id = str(message.get("id") or "")
         self._model = str(message.get("model") or "")
@@ -542,7 +555,7 @@ class MessagesEventReader:
         self._role_pending = True
         return None
 
-    def _block_start(self, payload: dict[str, Any]) -> ChatCompletionChunk | None:
+    def _block_start(self, payload: dict[str, Any]) -> StreamPart | None:
         block = payload.get("content_block") or {}
         index = payload.get("index")
         kind = block.get("type")
@@ -551,16 +564,14 @@ class MessagesEventReader:
             self._tools += 1
             self._blocks[index] = ("tool", ordinal)  # type: ignore[index]
             initial = block.get("input")
-            call = {
-                "index": ordinal,
-                "id": str(block.get("id") or ""),
-                "type": "function",
-                "function": {
-                    "name": str(block.get("name") or ""),
-                    "arguments": json.dumps(initial) if initial else "",
-                },
-            }
-            return self._chunk({"tool_calls": [call]})
+            call = ToolCallPart(
+                ordinal,
+                str(block.get("id") or ""),
+                str(block.get("name") or ""),
+                json.dumps(initial) if initial else "",
+                "function",
+            )
+            return self._part(payload, tool_calls=[call])
         if kind in ("thinking", "redacted_thinking"):
             ordinal = self._thinking
             self._thinking += 1
@@ -572,37 +583,38 @@ class MessagesEventReader:
                 fragment["thinking"] = block.get("thinking") or ""
                 if block.get("signature"):
                     fragment["signature"] = block["signature"]
-            return self._chunk({"thinking_blocks": [fragment]})
+            return self._part(payload, thinking=[fragment])
         self._blocks[index] = ("text", 0)  # type: ignore[index]
         text = block.get("text")
-        return self._chunk({"content": text}) if text else None
+        return self._part(payload, content=text) if text else None
 
-    def _block_delta(self, payload: dict[str, Any]) -> ChatCompletionChunk | None:
+    def _block_delta(self, payload: dict[str, Any]) -> StreamPart | None:
         delta = payload.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta":
-            return self._chunk({"content": delta.get("text") or ""})
+            return self._part(payload, content=delta.get("text") or "")
         _, ordinal = self._blocks.get(payload.get("index"), ("", 0))  # type: ignore[arg-type]
         if kind == "input_json_delta":
-            call = {"index": ordinal, "function": {"arguments": delta.get("partial_json") or ""}}
-            return self._chunk({"tool_calls": [call]})
+            call = ToolCallPart(ordinal, arguments=delta.get("partial_json") or "")
+            return self._part(payload, tool_calls=[call])
         if kind == "thinking_delta":
             fragment = {"index": ordinal, "thinking": delta.get("thinking") or ""}
-            return self._chunk({"thinking_blocks": [fragment]})
+            return self._part(payload, thinking=[fragment])
         if kind == "signature_delta":
             fragment = {"index": ordinal, "signature": delta.get("signature") or ""}
-            return self._chunk({"thinking_blocks": [fragment]})
+            return self._part(payload, thinking=[fragment])
         return None  # citations and future delta kinds: nothing to accumulate
 
-    def _message_delta(self, payload: dict[str, Any]) -> ChatCompletionChunk | None:
+    def _message_delta(self, payload: dict[str, Any]) -> StreamPart | None:
         delta = payload.get("delta") or {}
         self.stop_reason = delta.get("stop_reason")
-        chunk = self._chunk({}, finish_reason(self.stop_reason) or "stop")
         end = payload.get("usage")
-        chunk.usage = _merged_usage(self._start_usage, end if isinstance(end, Mapping) else None)
-        return chunk
+        part = self._part(payload)
+        part.finish_reason = finish_reason(self.stop_reason) or "stop"
+        part.usage = _merged_usage(self._start_usage, end if isinstance(end, Mapping) else None)
+        return part
 
-    def _message_stop(self, payload: dict[str, Any]) -> ChatCompletionChunk | None:
+    def _message_stop(self, payload: dict[str, Any]) -> StreamPart | None:
         self.done = True
         return None
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from tokenhub_core.errors import APIResponseError
 
-__all__ = ["SSEDecoder", "SSEError", "ServerSentEvent"]
+__all__ = ["EventFields", "SSEDecoder", "SSEError", "ServerSentEvent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,10 @@ class ServerSentEvent:
     event: str = "message"
     id: str = ""
     retry: int | None = None
+
+
+EventFields = tuple[str, str, str, "int | None"]
+"""One event's ``(data, event, id, retry)``: `ServerSentEvent`'s fields, in its order."""
 
 
 class SSEError(APIResponseError):
@@ -71,6 +75,11 @@ class SSEDecoder:
 
     def decode(self, data: bytes) -> list[ServerSentEvent]:
         """Feed the next bytes of the stream; return the events they complete (often none)."""
+        return [ServerSentEvent(*fields) for fields in self.decode_fields(data)]
+
+    def decode_fields(self, data: bytes) -> list[EventFields]:
+        """`decode`, with each event as a ``(data, event, id, retry)`` tuple: a tenth of the
+        cost of a `ServerSentEvent`, for the stream readers' per-event path."""
         # WHATWG "UTF-8 decode": invalid bytes become U+FFFD (never an error) and one leading BOM
         # is dropped. utf_8_decode(final=False) leaves an incomplete trailing character unconsumed.
         if self._undecoded:
@@ -94,7 +103,7 @@ class SSEDecoder:
             return []
         lines = text.split("\n")
         tail = lines.pop()
-        events: list[ServerSentEvent] = []
+        events: list[EventFields] = []
         if lines:
             if self._line_parts:
                 self._check_line(self._line_chars + len(lines[0]))
@@ -104,8 +113,8 @@ class SSEDecoder:
                 self._line_chars = 0
             max_line = self._max_line_chars
             for line in lines:
-                # Inline fast path for the two lines every chat event has: "data: {...}" and
-                # the blank line that ends it. Everything else takes the general path.
+                # Inline fast path for the lines every chat event has: "data: {...}", the blank
+                # line that ends it and Claude's "event: ...". The rest takes the general path.
                 if line[:6] == "data: " and len(line) <= max_line:
                     self._data_chars += len(line) - 6 + (1 if self._data else 0)
                     if self._data_chars > self._max_event_chars:
@@ -116,6 +125,8 @@ class SSEDecoder:
                     self._data.append(line[6:])
                 elif not line and self._data:
                     events.append(self._dispatch())
+                elif line[:7] == "event: " and len(line) <= max_line:
+                    self._event_type = line[7:]  # Claude's protocol names every event
                 else:
                     self._process_line(line, events)
         if tail:
@@ -164,7 +175,7 @@ class SSEDecoder:
                 f"server-sent event line longer than max_line_chars={self._max_line_chars}"
             )
 
-    def _process_line(self, line: str, events: list[ServerSentEvent]) -> None:
+    def _process_line(self, line: str, events: list[EventFields]) -> None:
         if not line:
             if self._data:
                 events.append(self._dispatch())
@@ -197,11 +208,9 @@ class SSEDecoder:
             with contextlib.suppress(ValueError):
                 self._retry = int(value)
 
-    def _dispatch(self) -> ServerSentEvent:
+    def _dispatch(self) -> EventFields:
         data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
-        event = ServerSentEvent(
-            data, self._event_type or "message", self._last_event_id, self._retry
-        )
+        event = (data, self._event_type or "message", self._last_event_id, self._retry)
         self._data = []
         self._data_chars = 0
         self._event_type = ""

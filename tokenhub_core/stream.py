@@ -24,7 +24,142 @@ from tokenhub_core.wire import (
     Usage,
 )
 
-__all__ = ["ChunkAccumulator", "ToolCallRouter", "completion_to_chunks"]
+__all__ = [
+    "ChunkAccumulator",
+    "StreamPart",
+    "ToolCallPart",
+    "ToolCallRouter",
+    "completion_to_chunks",
+]
+
+
+class ToolCallPart:
+    """One streamed tool-call fragment: ``ChoiceDeltaToolCall``'s fields, flat."""
+
+    __slots__ = ("arguments", "id", "index", "name", "type")
+
+    def __init__(
+        self,
+        index: int | None,
+        id: str | None = None,
+        name: str | None = None,
+        arguments: str | None = None,
+        type: str | None = None,
+    ) -> None:
+        self.index = index
+        self.id = id
+        self.name = name
+        self.arguments = arguments
+        self.type = type
+
+    def wire(self) -> dict[str, Any]:
+        """The fragment as a ``chat.completion.chunk`` carries it."""
+        fragment: dict[str, Any] = {"index": self.index}
+        if self.id is not None:
+            fragment["id"] = self.id
+        if self.type is not None:
+            fragment["type"] = self.type
+        function: dict[str, Any] = {}
+        if self.name is not None:
+            function["name"] = self.name
+        if self.arguments is not None:
+            function["arguments"] = self.arguments
+        if function:
+            fragment["function"] = function
+        return fragment
+
+
+class StreamPart:
+    """One streamed delta of choice 0, whichever protocol carried it: what the accumulator and
+    the adapters read.
+
+    A few attribute writes instead of a ``ChatCompletionChunk``'s three pydantic models: on
+    Claude's protocol, where each event would otherwise be rebuilt as a chunk, that was the
+    largest cost per streamed token. The chunk is built only when asked for (`chunk`: a core
+    stream iterated directly); a part made from a ``chat.completion.chunk`` keeps that chunk.
+    ``raw`` is what the wire carried: the chunk, or Claude's event as a dict. ``has_choice`` is
+    False for a chunk without choice 0 (the usage-only chunk).
+    """
+
+    # Class-level defaults, no __slots__: a part sets only what it carries (a text delta: four
+    # attributes), which costs a third of filling every slot.
+    role: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCallPart] | None = None
+    thinking: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    created: int = 0
+    system_fingerprint: str | None = None
+    has_choice: bool = True
+    text_only: bool = False  # nothing but a text fragment, after the stream's first part
+    _chunk: ChatCompletionChunk | None = None
+
+    def __init__(self, id: str, model: str, raw: Any, content: str | None = None) -> None:
+        self.id = id
+        self.model = model
+        self.raw = raw
+        self.content = content
+
+    @classmethod
+    def from_chunk(cls, chunk: ChatCompletionChunk) -> StreamPart:
+        """The part for a ``chat.completion.chunk`` (its choice 0; other choices are ignored)."""
+        part = cls(chunk.id, chunk.model, chunk)
+        part._chunk = chunk
+        part.usage = chunk.usage
+        part.created = chunk.created
+        part.system_fingerprint = chunk.system_fingerprint
+        choice = next((c for c in chunk.choices if c.index == 0), None)
+        if choice is None:
+            part.has_choice = False
+            return part
+        delta = choice.delta
+        part.role = delta.role
+        part.content = delta.content
+        part.refusal = delta.refusal
+        part.thinking = delta.thinking_blocks
+        part.finish_reason = choice.finish_reason
+        if delta.tool_calls:
+            part.tool_calls = [
+                ToolCallPart(
+                    d.index,
+                    d.id,
+                    d.function.name if d.function is not None else None,
+                    d.function.arguments if d.function is not None else None,
+                    d.type,
+                )
+                for d in delta.tool_calls
+            ]
+        return part
+
+    @property
+    def chunk(self) -> ChatCompletionChunk:
+        """This part as a ``chat.completion.chunk`` (built once, on first use)."""
+        if self._chunk is None:
+            self._chunk = self._build_chunk()
+        return self._chunk
+
+    def _build_chunk(self) -> ChatCompletionChunk:
+        fields: dict[str, Any] = {"id": self.id, "model": self.model}
+        if self.created:
+            fields["created"] = self.created
+        if self.system_fingerprint is not None:
+            fields["system_fingerprint"] = self.system_fingerprint
+        if self.usage is not None:
+            fields["usage"] = self.usage
+        if self.has_choice:
+            delta: dict[str, Any] = {}
+            for name in ("role", "content", "refusal"):
+                value = getattr(self, name)
+                if value is not None:
+                    delta[name] = value
+            if self.tool_calls is not None:
+                delta["tool_calls"] = [call.wire() for call in self.tool_calls]
+            if self.thinking is not None:
+                delta["thinking_blocks"] = self.thinking
+            choice = {"index": 0, "delta": delta, "finish_reason": self.finish_reason}
+            fields["choices"] = [choice]
+        return ChatCompletionChunk.model_validate(fields)
 
 
 class ToolCallRouter:
@@ -139,50 +274,54 @@ class ChunkAccumulator:
 
     def add(self, chunk: ChatCompletionChunk) -> None:
         """Fold one chunk into the state."""
-        self._chunks += 1
-        if not self._id and chunk.id:
-            self._id = chunk.id
-        if not self._model and chunk.model:
-            self._model = chunk.model
-        if not self._created and chunk.created:
-            self._created = chunk.created
-        if self._system_fingerprint is None and chunk.system_fingerprint:
-            self._system_fingerprint = chunk.system_fingerprint
-        if chunk.usage is not None:
-            self._usage = chunk.usage
-        for choice in chunk.choices:
-            if choice.index != 0:
-                continue
-            delta = choice.delta
-            if delta.role and not self._role:
-                self._role = delta.role
-            if delta.content:
-                self._text.append(delta.content)
-                self._text_length += len(delta.content)
-            if delta.refusal:
-                self._refusal.append(delta.refusal)
-            if delta.tool_calls:
-                for tool_delta in delta.tool_calls:
-                    self._add_tool_delta(tool_delta)
-            if delta.thinking_blocks:
-                for thinking_delta in delta.thinking_blocks:
-                    self._add_thinking_delta(thinking_delta)
-            if choice.finish_reason is not None:
-                self._finish_reason = choice.finish_reason
+        self.add_part(StreamPart.from_chunk(chunk))
 
-    def _add_tool_delta(self, delta: ChoiceDeltaToolCall) -> None:
+    def add_part(self, part: StreamPart) -> None:
+        """Fold one streamed part into the state."""
+        self._chunks += 1
+        if part.text_only:
+            self._text.append(part.content)  # type: ignore[arg-type]
+            self._text_length += len(part.content)  # type: ignore[arg-type]
+            return
+        if not self._id and part.id:
+            self._id = part.id
+        if not self._model and part.model:
+            self._model = part.model
+        if not self._created and part.created:
+            self._created = part.created
+        if self._system_fingerprint is None and part.system_fingerprint:
+            self._system_fingerprint = part.system_fingerprint
+        if part.usage is not None:
+            self._usage = part.usage
+        if not part.has_choice:
+            return
+        if part.role and not self._role:
+            self._role = part.role
+        if part.content:
+            self._text.append(part.content)
+            self._text_length += len(part.content)
+        if part.refusal:
+            self._refusal.append(part.refusal)
+        if part.tool_calls:
+            for tool_delta in part.tool_calls:
+                self._add_tool_delta(tool_delta)
+        if part.thinking:
+            for thinking_delta in part.thinking:
+                self._add_thinking_delta(thinking_delta)
+        if part.finish_reason is not None:
+            self._finish_reason = part.finish_reason
+
+    def _add_tool_delta(self, delta: ToolCallPart) -> None:
         position, new = self._router.route(delta.index, delta.id)
         if new:
             self._calls.append(_ToolCallState())
         call = self._calls[position]
         if delta.type and not call.type:
             call.type = delta.type
-        function = delta.function
-        if function is not None:
-            if function.name and not call.name:
-                call.name = function.name
-            if function.arguments:
-                call.arguments.append(function.arguments)
+        if delta.name and not call.name:
+            call.name = delta.name
+        if delta.arguments:
+            call.arguments.append(delta.arguments)
 
     def _add_thinking_delta(self, delta: dict[str, Any]) -> None:
         index = delta.get("index")

@@ -673,3 +673,37 @@ def test_a_stream_whose_final_usage_never_comes_is_charged_its_worst_case() -> N
     with track_cost() as meter:
         list(client.stream(model=SONNET, messages=USER, max_tokens=100))
     assert meter.calls == 1 and meter.estimated_calls == 1 and meter.output_tokens == 100
+
+
+def _chunk_dumps(chunks: list[Any]) -> list[dict[str, Any]]:
+    return [c.model_dump(exclude_none=True) for c in chunks]
+
+
+def test_parts_and_chunks_are_one_stream_and_agree() -> None:
+    client, _ = client_for([sse(TEXT_STREAM), sse(TEXT_STREAM)])
+    whole = list(client.stream(model=SONNET, messages=USER, thinking="adaptive"))
+    stream = client.stream(model=SONNET, messages=USER, thinking="adaptive")
+    first = next(stream)  # one chunk read as a chunk, the rest as parts: one iteration
+    parts = list(stream.parts())
+    assert _chunk_dumps([first] + [p.chunk for p in parts]) == _chunk_dumps(whole)
+    assert [p.raw["type"] for p in parts][-2:] == ["content_block_delta", "message_delta"]
+    assert parts[-2].raw["delta"] == {"type": "text_delta", "text": "."}
+    assert stream.completion().choices[0].message.content == "Four."
+
+
+async def test_async_parts_are_the_same_stream() -> None:
+    async def reply(request: httpx.Request) -> httpx.Response:
+        return sse(TEXT_STREAM)
+
+    client = TokenHubClient(
+        api_key="th-unit-key-1234",
+        base_url="https://th.test/api/v1",
+        protocol="messages",
+        http_async_client=httpx.AsyncClient(transport=httpx.MockTransport(reply)),
+    )
+    stream = client.astream(model=SONNET, messages=USER, thinking="adaptive")
+    first = await stream.__anext__()
+    texts = [p.content async for p in stream.parts() if p.content]
+    assert first.choices[0].delta.role == "assistant"
+    assert "".join(texts) == "Four."
+    assert stream.usage is not None and stream.usage.completion_tokens == 7

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenhub_core.stream import ChunkAccumulator, completion_to_chunks
+from tokenhub_core.stream import ChunkAccumulator, StreamPart, ToolCallPart, completion_to_chunks
 from tokenhub_core.wire import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -575,3 +575,58 @@ def test_tool_call_router_positions() -> None:
     assert router.route(-1, "d") == (3, True)
     assert router.ids == ["a", "b", "c", "d"]
     assert router.indexes == [1, 1, None, -1]
+
+
+def test_a_part_made_from_a_chunk_keeps_it_and_reads_choice_zero() -> None:
+    chunk = ChatCompletionChunk.model_validate(
+        {
+            "id": "c1",
+            "model": "m",
+            "choices": [
+                {"index": 1, "delta": {"content": "other"}},
+                {
+                    "index": 0,
+                    "delta": {
+                        "content": "hi",
+                        "tool_calls": [{"index": 0, "id": "t", "function": {"name": "f"}}],
+                    },
+                },
+            ],
+        }
+    )
+    part = StreamPart.from_chunk(chunk)
+    assert part.chunk is chunk and part.raw is chunk
+    assert part.content == "hi"
+    [call] = part.tool_calls or []
+    assert (call.index, call.id, call.name, call.arguments) == (0, "t", "f", None)
+    usage_only = StreamPart.from_chunk(ChatCompletionChunk(id="c1", choices=[]))
+    assert not usage_only.has_choice
+
+
+def test_a_part_builds_its_chunk_when_asked() -> None:
+    part = StreamPart("c1", "m", {"type": "content_block_delta"}, "hi")
+    part.tool_calls = [ToolCallPart(0, "t", "f", "{}", "function")]
+    part.finish_reason = "tool_calls"
+    chunk = part.chunk
+    assert chunk is part.chunk  # built once
+    assert chunk.model_dump(exclude_none=True)["choices"] == [
+        {
+            "index": 0,
+            "delta": {
+                "content": "hi",
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "t",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": "{}"},
+                    }
+                ],
+            },
+            "finish_reason": "tool_calls",
+        }
+    ]
+    acc = ChunkAccumulator()
+    acc.add_part(part)
+    [call] = acc.completion().choices[0].message.tool_calls or []
+    assert (call.id, call.function.name, call.function.arguments) == ("t", "f", "{}")

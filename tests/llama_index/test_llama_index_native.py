@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -54,6 +55,20 @@ ADD = FunctionTool.from_defaults(fn=_add, name="add")
 
 def _thinking(message: ChatMessage) -> list[ThinkingBlock]:
     return [b for b in message.blocks if isinstance(b, ThinkingBlock)]
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+async def test_a_streamed_response_carries_claudes_event_as_raw(
+    mode: str, tokenhub_emulator: TokenHubEmulator
+) -> None:
+    # As llama-index's Anthropic does: each streamed response's raw is the event it came from
+    # (here as plain JSON), the final one the whole reply.
+    final, chunks = await _run(mode, TokenHub(protocol="messages"), _user("Tell me a story"))
+    deltas = [c for c in chunks[:-1] if c.raw.get("type") == "content_block_delta"]
+    assert len(deltas) == len(chunks) - 1 > 3
+    assert [c.raw["delta"]["text"] for c in deltas] == [c.delta for c in deltas]
+    json.dumps([c.raw for c in chunks])
+    assert final.raw["usage"]["completion_tokens"] > 0
 
 
 # Extended thinking.
