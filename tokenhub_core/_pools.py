@@ -16,15 +16,18 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from tokenhub_core._urllib3_transport import Urllib3Transport
+
 if TYPE_CHECKING:
     from tokenhub_core._aiohttp_transport import AiohttpTransport
 
 __all__ = ["ASYNC_POOL_LIMIT", "KEEPALIVE_S", "pools"]
 
-# httpcore's pool (sync, and async behind a proxy) rescans every connection for each idle one
-# whenever a call starts or ends, so its keep-alive cap stays small: keeping 100 idle
-# connections made 200 calls in flight 4x slower than keeping 20 (benchmarks/results.md).
+# httpcore's pool (behind a proxy) rescans every connection for each idle one whenever a call
+# starts or ends, so its keep-alive cap stays small: keeping 100 idle connections made 200 calls
+# in flight 4x slower than keeping 20 (benchmarks/results.md). The sync pool keeps 20 too.
 _SYNC_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+_SYNC_KEEP = 20
 # Async: aiohttp's pool costs the same per call at any size, so the cap is set for throughput
 # (at 200 ms per call, 1,000 calls in flight took 2.4 s with 100 connections, 1.0 s with 512;
 # 1,000 connections cost more CPU for no gain) and stays under the usual 1,024 open files.
@@ -70,17 +73,18 @@ class _DefaultPools:
     per request, say) reuse warm connections, and no pool is left for the garbage collector to
     find with open sockets. Timeouts and headers are set per request, so sharing is safe.
 
-    Sync: httpx's transport, driven directly (`httpx.Client`'s own layers do nothing for this
-    API and cost more CPU than the rest of a request). Async: `AiohttpTransport`, aiohttp
-    behind httpx's transport interface. With proxy variables set, both are full httpx clients
-    instead, so ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` work exactly as httpx reads them.
+    Sync: `Urllib3Transport`, urllib3 behind httpx's transport interface, driven directly
+    (`httpx.Client`'s own layers do nothing for this API and cost more CPU than the rest of a
+    request). Async: `AiohttpTransport`, aiohttp behind the same interface. With proxy
+    variables set, both are full httpx clients instead, so ``HTTPS_PROXY``, ``ALL_PROXY`` and
+    ``NO_PROXY`` work exactly as httpx reads them.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ssl: ssl.SSLContext | None = None
         self._proxies: bool | None = None  # read from the environment once, like the sync pool
-        self._sync: httpx.Client | httpx.HTTPTransport | None = None
+        self._sync: httpx.Client | httpx.BaseTransport | None = None
         # Not a WeakKeyDictionary: aiohttp's objects hold their loop, so an entry would keep its
         # own key alive. Entries leave when their loop shuts down, or, for a loop closed without
         # shutting down its async generators, when the next loop's pool is built (or at exit).
@@ -102,7 +106,7 @@ class _DefaultPools:
             self._proxies = _proxies_configured()
         return self._proxies
 
-    def sync(self) -> httpx.Client | httpx.HTTPTransport:
+    def sync(self) -> httpx.Client | httpx.BaseTransport:
         """The process's sync pool."""
         context = self.ssl_context()
         with self._lock:
@@ -110,7 +114,7 @@ class _DefaultPools:
                 self._sync = (
                     httpx.Client(limits=_SYNC_LIMITS, verify=context)
                     if self._use_proxies()
-                    else httpx.HTTPTransport(limits=_SYNC_LIMITS, verify=context)
+                    else Urllib3Transport(keep=_SYNC_KEEP, ssl_context=context)
                 )
                 atexit.register(self._sync.close)
             return self._sync

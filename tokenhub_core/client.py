@@ -346,7 +346,7 @@ class TokenHubClient:
 
     # Sync shell.
 
-    def _sync_http(self) -> httpx.Client | httpx.HTTPTransport:
+    def _sync_http(self) -> httpx.Client | httpx.BaseTransport:
         return self._http_client if self._http_client is not None else _pools.sync()
 
     def _open(self, life: Lifecycle) -> httpx.Response:

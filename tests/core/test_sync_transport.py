@@ -1,0 +1,216 @@
+"""The sync pool (urllib3 behind httpx's transport interface) over real loopback HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+import tokenhub_core._pools as pools_module
+from tokenhub_core import TokenHubClient, errors
+from tokenhub_core._urllib3_transport import Urllib3Transport
+from tokenhub_emulator import TokenHubEmulator
+
+MODEL = "anthropic/claude-haiku-4-5"
+USER = [{"role": "user", "content": "Say something about pools."}]
+LONG = [{"role": "user", "content": "word " * 300}]
+
+
+def test_the_default_sync_pool_is_urllib3(tokenhub_emulator: TokenHubEmulator) -> None:
+    assert isinstance(pools_module.pools.sync(), Urllib3Transport)
+    completion = TokenHubClient().chat(model=MODEL, messages=USER)
+    assert completion.choices[0].message.content
+    assert completion.request_id  # headers crossed the transport
+
+
+def test_faults_over_real_http(tokenhub_emulator: TokenHubEmulator) -> None:
+    client = TokenHubClient()
+    tokenhub_emulator.fail_next(429, headers={"retry-after-ms": "20"})
+    tokenhub_emulator.fail_next_html(502)
+    assert client.chat(model=MODEL, messages=USER).choices[0].message.content
+    assert [r.status for r in tokenhub_emulator.requests] == [429, 502, 200]
+
+    tokenhub_emulator.truncate_next()
+    with pytest.raises(errors.APIResponseError):
+        client.chat(model=MODEL, messages=USER)
+
+    tokenhub_emulator.drop_stream_after(3)
+    with pytest.raises(errors.StreamInterruptedError) as caught:
+        _ = list(client.stream(model=MODEL, messages=LONG))
+    assert caught.value.partial is not None and caught.value.partial.choices[0].message.content
+
+    tokenhub_emulator.sse_error_after(2, message="overloaded mid-stream")
+    with pytest.raises(errors.APIResponseError, match="overloaded mid-stream"):
+        _ = list(client.stream(model=MODEL, messages=USER))
+
+
+def test_read_timeouts_before_headers_and_mid_stream(tokenhub_emulator: TokenHubEmulator) -> None:
+    client = TokenHubClient(timeout=0.3, max_retries=1)
+    tokenhub_emulator.delay_headers(1.0, times=2)
+    with pytest.raises(errors.APITimeoutError):
+        client.chat(model=MODEL, messages=USER)
+    assert len(tokenhub_emulator.requests) == 2
+
+    client = TokenHubClient(timeout=httpx.Timeout(5.0, read=0.3), max_retries=0)
+    tokenhub_emulator.slow_drip(1.0)
+    with pytest.raises(errors.StreamInterruptedError, match="ReadTimeout"):
+        _ = list(client.stream(model=MODEL, messages=USER))
+
+
+def test_connection_refused_is_a_connection_error_not_a_timeout() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = TokenHubClient(
+        api_key="th-test", base_url=f"http://127.0.0.1:{port}/api/v1", max_retries=0
+    )
+    with pytest.raises(errors.APIConnectionError) as caught:
+        client.chat(model=MODEL, messages=USER)
+    assert not isinstance(caught.value, errors.APITimeoutError)
+
+
+_EVENT = (
+    b'data: {"id": "c1", "model": "m", "choices": [{"index": 0, "delta": {"content": "%s"}}]}\n\n'
+)
+_DONE = (
+    b'data: {"id": "c1", "model": "m", "choices": [{"index": 0, "delta": {}, '
+    b'"finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'
+)
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.mode = mode
+        self.accepted = 0
+        self.first_event_read = threading.Event()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/api/v1"
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        self.server.accepted += 1
+        while head := self._head():
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            self.rfile.read(length)
+            mode = self.server.mode
+            if mode == "hang-up":
+                return
+            if mode == "chat":
+                self._answer_chat()
+                continue
+            # A stream whose second event is sent only once the client has read the first:
+            # a transport that waits to fill a buffer would never get it.
+            chunked = mode == "chunked"
+            head_lines = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            head_lines += b"transfer-encoding: chunked\r\n\r\n" if chunked else b"\r\n"
+            self.wfile.write(head_lines)
+            self._send(_EVENT % b"first", chunked)
+            self.server.first_event_read.wait(10)
+            self._send(_EVENT % b" second" + _DONE, chunked)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+            return
+
+    def _head(self) -> bytes:
+        lines = []
+        while (line := self.rfile.readline()) not in (b"\r\n", b""):
+            lines.append(line)
+        return b"".join(lines)
+
+    def _send(self, data: bytes, chunked: bool) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+        self.wfile.flush()
+
+    def _answer_chat(self) -> None:
+        body = json.dumps(
+            {
+                "id": "c1",
+                "object": "chat.completion",
+                "model": MODEL,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "hi"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        ).encode()
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        self.wfile.flush()
+
+
+@contextlib.contextmanager
+def _serving(mode: str) -> Iterator[_Server]:
+    server = _Server(mode)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.first_event_read.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["chunked", "until-close"])
+def test_each_event_is_handed_over_as_it_arrives(mode: str) -> None:
+    with _serving(mode) as server:
+        client = TokenHubClient(api_key="th-test", base_url=server.base_url, max_retries=0)
+        with client.stream(model=MODEL, messages=USER) as stream:
+            first = next(stream)
+            server.first_event_read.set()
+            rest = list(stream)
+    assert first.choices[0].delta.content == "first"
+    assert stream.completion().choices[0].message.content == "first second"
+    assert rest[-1].choices[0].finish_reason == "stop"
+
+
+def test_a_server_hanging_up_is_a_connection_error_not_a_timeout() -> None:
+    with _serving("hang-up") as server:
+        client = TokenHubClient(api_key="th-test", base_url=server.base_url, max_retries=1)
+        with pytest.raises(errors.APIConnectionError) as caught:
+            client.chat(model=MODEL, messages=USER)
+    assert not isinstance(caught.value, errors.APITimeoutError)
+
+
+def test_connections_are_reused_from_one_thread_and_from_many() -> None:
+    with _serving("chat") as server:
+        transport = Urllib3Transport(keep=4, ssl_context=pools_module.pools.ssl_context())
+        with httpx.Client(transport=transport) as http:
+            client = TokenHubClient(api_key="th-test", base_url=server.base_url, http_client=http)
+            for _ in range(10):
+                client.chat(model=MODEL, messages=USER)
+            assert server.accepted == 1
+            threads = [
+                threading.Thread(target=client.chat, kwargs={"model": MODEL, "messages": USER})
+                for _ in range(8)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert server.accepted <= 9  # at most one new connection per thread at once

@@ -1,0 +1,192 @@
+"""httpx's sync transport interface over a urllib3 connection pool.
+
+The core builds `httpx.Request`s and reads streaming `httpx.Response`s; this transport sends them
+with urllib3, whose responses are read by the standard library's C-buffered ``http.client``:
+per network read it costs under half of httpcore + h11, and per call ~200 µs less
+(benchmarks/transport-decision.md). urllib3's failures are raised as httpx's exceptions, so the
+client's one mapping to `APIConnectionError` / `APITimeoutError` / `StreamInterruptedError` holds
+unchanged.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+import urllib3
+from urllib3 import exceptions as u3
+
+__all__ = ["Urllib3Transport"]
+
+# Most specific first: the first class that matches decides. Two tables because the same urllib3
+# failure means a different thing before the response starts than in the middle of its body.
+_SEND_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (u3.NewConnectionError, httpx.ConnectError),  # refused, unreachable, no such host
+    (u3.ConnectTimeoutError, httpx.ConnectTimeout),
+    (u3.ReadTimeoutError, httpx.ReadTimeout),
+    (u3.EmptyPoolError, httpx.PoolTimeout),
+    (u3.SSLError, httpx.ConnectError),
+    (u3.LocationValueError, httpx.UnsupportedProtocol),
+    (u3.ProtocolError, httpx.RemoteProtocolError),  # hung up, or no valid status line
+    (http.client.HTTPException, httpx.RemoteProtocolError),
+    (OSError, httpx.WriteError),
+    (u3.HTTPError, httpx.NetworkError),
+)
+_READ_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (u3.ReadTimeoutError, httpx.ReadTimeout),
+    (u3.ProtocolError, httpx.RemoteProtocolError),  # the body ended short, or a bad chunk
+    (http.client.HTTPException, httpx.RemoteProtocolError),
+    (OSError, httpx.ReadError),
+    (u3.HTTPError, httpx.ReadError),
+)
+_CATCH = (u3.HTTPError, http.client.HTTPException, OSError)
+
+
+def _httpx_error(
+    exc: BaseException,
+    table: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...],
+    request: httpx.Request,
+) -> httpx.TransportError:
+    for urllib3_type, httpx_type in table:
+        if isinstance(exc, urllib3_type):
+            return httpx_type(str(exc) or type(exc).__name__, request=request)
+    return httpx.NetworkError(str(exc) or type(exc).__name__, request=request)
+
+
+class _Body(httpx.SyncByteStream):
+    """A response body as httpx reads it: bytes as they arrive; closing it early closes the
+    connection, a fully read one goes back to the pool."""
+
+    def __init__(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        request: httpx.Request,
+        reading: set[urllib3.BaseHTTPResponse],
+    ) -> None:
+        self._response = response
+        self._request = request
+        self._complete = False
+        self._reading = reading
+        reading.add(response)
+
+    def __iter__(self) -> Iterator[bytes]:
+        response = self._response
+        try:
+            if response.chunked:
+                yield from response.read_chunked(decode_content=False)
+            else:
+                # read1: what one read gives, not a filled buffer (an event must not wait).
+                while data := response.read1(1 << 16, decode_content=False):
+                    yield data
+        except _CATCH as exc:
+            raise _httpx_error(exc, _READ_ERRORS, self._request) from exc
+        self._complete = True
+
+    def close(self) -> None:
+        response = self._response
+        if not self._complete:
+            # An unread rest cannot be skipped cheaply on a keep-alive connection.
+            response.close()
+        response.release_conn()
+        self._reading.discard(response)
+
+
+class Urllib3Transport(httpx.BaseTransport):
+    """urllib3 connection pools, one per host, driven through httpx's transport interface.
+
+    Args:
+        keep: idle connections kept per host; more may be open at once (one per thread).
+        ssl_context: used for every https connection (build one per process: each costs ms).
+
+    The request's ``timeout`` extension applies: ``connect`` to opening a connection, ``read``
+    to each read (urllib3 has no write or pool timeout: its pool never makes a call wait).
+    Proxies are not read from the environment here (see `tokenhub_core._pools`). Redirects are
+    not followed and nothing is retried: the client's lifecycle decides.
+    """
+
+    def __init__(self, *, keep: int, ssl_context: ssl.SSLContext) -> None:
+        # Pools kept by (scheme, host, port) here rather than by a PoolManager, which parses
+        # the URL and rebuilds its pool key on every request (a fifth of a call's CPU).
+        self._options: dict[str, Any] = {"maxsize": keep, "block": False, "retries": False}
+        self._ssl_context = ssl_context
+        self._pools: dict[tuple[str, str, int | None], urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
+        self._timeouts: dict[tuple[float | None, float | None], urllib3.Timeout] = {}
+        # The responses being read, held here as httpcore's pool holds its busy connections: a
+        # stream dropped in a reference cycle is then closed by the client's deferred close,
+        # not finalized by the collector with its socket ("unclosed socket").
+        self._reading: set[urllib3.BaseHTTPResponse] = set()
+
+    def _timeout(self, extension: Mapping[str, float | None]) -> urllib3.Timeout:
+        key = (extension.get("connect"), extension.get("read"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = self._timeouts[key] = urllib3.Timeout(connect=key[0], read=key[1])
+        return timeout
+
+    def _pool(self, url: httpx.URL) -> urllib3.HTTPConnectionPool:
+        key = (url.scheme, url.host, url.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    if url.scheme == "https":
+                        pool = urllib3.HTTPSConnectionPool(
+                            url.host, url.port, ssl_context=self._ssl_context, **self._options
+                        )
+                    elif url.scheme == "http":
+                        pool = urllib3.HTTPConnectionPool(url.host, url.port, **self._options)
+                    else:
+                        raise u3.LocationValueError(f"unsupported URL scheme {url.scheme!r}")
+                    self._pools[key] = pool
+        return pool
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; the response's body streams from the connection."""
+        try:
+            content: bytes = request.content
+        except httpx.RequestNotRead:
+            content = request.read()
+        raw = request.headers.raw
+        headers: Mapping[str, str] = {k.decode(): v.decode("utf-8", "replace") for k, v in raw}
+        if len(headers) != len(raw):  # a repeated header: keep every value
+            headers = urllib3.HTTPHeaderDict()
+            for key, value in raw:
+                headers.add(key.decode(), value.decode("utf-8", "replace"))
+        try:
+            response = self._pool(request.url).urlopen(
+                request.method,
+                request.url.raw_path.decode("ascii"),
+                body=content or None,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                timeout=self._timeout(request.extensions.get("timeout", {})),
+            )
+        except _CATCH as exc:
+            raise _httpx_error(exc, _SEND_ERRORS, request) from exc
+        return httpx.Response(
+            response.status,
+            headers=list(response.headers.items()),
+            stream=_Body(response, request, self._reading),
+            request=request,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("ascii", "replace"),
+            },
+        )
+
+    def close(self) -> None:
+        """Close every idle connection (those being read close as their responses do)."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
