@@ -19,11 +19,13 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import httpx
 
+from tokenhub_core._transport_errors import ErrorTable, httpx_error
+
 __all__ = ["AiohttpTransport"]
 
 # Most specific first: the first class that matches decides. Two tables because the same aiohttp
 # failure means a different thing before the response starts than in the middle of its body.
-_SEND_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+_SEND_ERRORS: ErrorTable = (
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
     (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
     (asyncio.TimeoutError, httpx.ReadTimeout),
@@ -35,7 +37,7 @@ _SEND_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]
     (OSError, httpx.WriteError),
     (aiohttp.ClientError, httpx.NetworkError),
 )
-_READ_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+_READ_ERRORS: ErrorTable = (
     (asyncio.TimeoutError, httpx.ReadTimeout),
     (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
     (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),  # the body ended short
@@ -45,17 +47,6 @@ _READ_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]
 _CATCH = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
-def _httpx_error(
-    exc: BaseException,
-    table: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...],
-    request: httpx.Request,
-) -> httpx.TransportError:
-    for aiohttp_type, httpx_type in table:
-        if isinstance(exc, aiohttp_type):
-            return httpx_type(str(exc) or type(exc).__name__, request=request)
-    return httpx.NetworkError(str(exc) or type(exc).__name__, request=request)
-
-
 class _Body(httpx.AsyncByteStream):
     """A response body as httpx reads it; closing it early closes the connection."""
 
@@ -63,12 +54,16 @@ class _Body(httpx.AsyncByteStream):
         self._response = response
         self._request = request
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.raw()
+
+    async def raw(self) -> AsyncIterator[bytes]:
+        """The body's bytes as read, without httpx's layers (see `_transport_errors`)."""
         try:
             async for data in self._response.content.iter_any():
                 yield data
         except _CATCH as exc:
-            raise _httpx_error(exc, _READ_ERRORS, self._request) from exc
+            raise httpx_error(exc, _READ_ERRORS, self._request) from exc
 
     async def aclose(self) -> None:
         self.close_now()
@@ -142,7 +137,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=self._timeout(request.extensions.get("timeout", {})),
             )
         except _CATCH as exc:
-            raise _httpx_error(exc, _SEND_ERRORS, request) from exc
+            raise httpx_error(exc, _SEND_ERRORS, request) from exc
         return httpx.Response(
             response.status,
             headers=response.raw_headers,

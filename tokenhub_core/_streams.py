@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from tokenhub_core._lifecycle import MAX_REPLY_BYTES, Lifecycle
+from tokenhub_core._transport_errors import body_bytes, body_bytes_async
 from tokenhub_core.cost import run_when_safe
 from tokenhub_core.errors import (
     APIResponseError,
@@ -248,7 +249,7 @@ def _parts(
             if is_json(response.headers):
                 yield from reader.feed_json(client._read(response, life), response.headers)
             else:
-                for data in response.iter_bytes():
+                for data in body_bytes(response):
                     life.check_deadline()
                     yield from reader.feed(data)
             _finish(life, reader)
@@ -405,7 +406,7 @@ class AsyncChatStream(_StreamBase):
                 content = await self._client._aread(response, life)
                 self._pending.extend(started.feed_json(content, response.headers))
             else:
-                self._bytes = response.aiter_bytes().__aiter__()
+                self._bytes = body_bytes_async(response).__aiter__()
         reader = self._state.reader
         assert reader is not None
         while not self._pending:

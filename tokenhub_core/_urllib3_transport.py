@@ -20,11 +20,13 @@ import httpx
 import urllib3
 from urllib3 import exceptions as u3
 
+from tokenhub_core._transport_errors import ErrorTable, httpx_error
+
 __all__ = ["Urllib3Transport"]
 
 # Most specific first: the first class that matches decides. Two tables because the same urllib3
 # failure means a different thing before the response starts than in the middle of its body.
-_SEND_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+_SEND_ERRORS: ErrorTable = (
     (u3.NewConnectionError, httpx.ConnectError),  # refused, unreachable, no such host
     (u3.ConnectTimeoutError, httpx.ConnectTimeout),
     (u3.ReadTimeoutError, httpx.ReadTimeout),
@@ -36,7 +38,7 @@ _SEND_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]
     (OSError, httpx.WriteError),
     (u3.HTTPError, httpx.NetworkError),
 )
-_READ_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+_READ_ERRORS: ErrorTable = (
     (u3.ReadTimeoutError, httpx.ReadTimeout),
     (u3.ProtocolError, httpx.RemoteProtocolError),  # the body ended short, or a bad chunk
     (http.client.HTTPException, httpx.RemoteProtocolError),
@@ -44,17 +46,6 @@ _READ_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]
     (u3.HTTPError, httpx.ReadError),
 )
 _CATCH = (u3.HTTPError, http.client.HTTPException, OSError)
-
-
-def _httpx_error(
-    exc: BaseException,
-    table: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...],
-    request: httpx.Request,
-) -> httpx.TransportError:
-    for urllib3_type, httpx_type in table:
-        if isinstance(exc, urllib3_type):
-            return httpx_type(str(exc) or type(exc).__name__, request=request)
-    return httpx.NetworkError(str(exc) or type(exc).__name__, request=request)
 
 
 class _Body(httpx.SyncByteStream):
@@ -74,6 +65,10 @@ class _Body(httpx.SyncByteStream):
         reading.add(response)
 
     def __iter__(self) -> Iterator[bytes]:
+        return self.raw()
+
+    def raw(self) -> Iterator[bytes]:
+        """The body's bytes as read, without httpx's layers (see `_transport_errors`)."""
         response = self._response
         try:
             if response.chunked:
@@ -83,7 +78,7 @@ class _Body(httpx.SyncByteStream):
                 while data := response.read1(1 << 16, decode_content=False):
                     yield data
         except _CATCH as exc:
-            raise _httpx_error(exc, _READ_ERRORS, self._request) from exc
+            raise httpx_error(exc, _READ_ERRORS, self._request) from exc
         self._complete = True
 
     def close(self) -> None:
@@ -172,7 +167,7 @@ class Urllib3Transport(httpx.BaseTransport):
                 timeout=self._timeout(request.extensions.get("timeout", {})),
             )
         except _CATCH as exc:
-            raise _httpx_error(exc, _SEND_ERRORS, request) from exc
+            raise httpx_error(exc, _SEND_ERRORS, request) from exc
         return httpx.Response(
             response.status,
             headers=list(response.headers.items()),

@@ -31,6 +31,7 @@ from tokenhub_core._lifecycle import (
 )
 from tokenhub_core._pools import pools as _pools
 from tokenhub_core._streams import AsyncChatStream, ChatStream, error_event
+from tokenhub_core._transport_errors import body_bytes, body_bytes_async
 from tokenhub_core._version import __version__
 from tokenhub_core.cost import CallMeters
 from tokenhub_core.errors import (
@@ -387,7 +388,7 @@ class TokenHubClient:
     ) -> bytes:
         parts: list[bytes] = []
         size = 0
-        for data in response.iter_bytes():
+        for data in body_bytes(response):
             size += len(data)
             if size > limit:
                 if truncate:
@@ -477,7 +478,7 @@ class TokenHubClient:
     ) -> bytes:
         parts: list[bytes] = []
         size = 0
-        async for data in response.aiter_bytes():
+        async for data in body_bytes_async(response):
             size += len(data)
             if size > limit:
                 if truncate:
