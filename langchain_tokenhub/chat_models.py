@@ -327,7 +327,7 @@ class ChatTokenHub(BaseChatModel):
             protocol=protocol,
             api_key=self.api_key,
             base_url=self.base_url,
-            timeout=normalize_timeout(self.timeout),
+            timeout=self.timeout,  # the client checks it as it is built
             max_retries=self.max_retries,
             default_headers=self.default_headers,
             http_client=self.http_client,

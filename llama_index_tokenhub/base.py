@@ -94,6 +94,7 @@ _CALL_OPTIONS = frozenset(
         "cache_idx",
     }
 )
+_CALL_KEYWORDS = REQUEST_PARAMS | _CALL_OPTIONS
 Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
 Thinking = int | str | dict[str, Any] | None
 
@@ -313,7 +314,7 @@ class TokenHub(FunctionCallingLLM):
             protocol=protocol or self.protocol,
             api_key=self.api_key,
             base_url=self.base_url,
-            timeout=normalize_timeout(self.timeout),
+            timeout=self.timeout,  # the client checks it as it is built
             max_retries=self.max_retries,
             default_headers=self.default_headers,
             http_client=self.http_client,
@@ -328,7 +329,7 @@ class TokenHub(FunctionCallingLLM):
         per-call ones (which win; a per-call None keeps the instance's value)."""
         kwargs = apply_aliases(kwargs, where="the call")
         _take_alias(kwargs, "thinking_dict", "thinking", "the call")
-        check_known(kwargs, REQUEST_PARAMS | _CALL_OPTIONS, where="TokenHub call")
+        check_known(kwargs, _CALL_KEYWORDS, where="TokenHub call")
         params: dict[str, Any] = {
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
