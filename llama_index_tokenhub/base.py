@@ -7,9 +7,10 @@ cost metering are the core's.
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 from llama_index.core.base.llms.generic_utils import (
@@ -95,6 +96,16 @@ _CALL_OPTIONS = frozenset(
     }
 )
 _CALL_KEYWORDS = REQUEST_PARAMS | _CALL_OPTIONS
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _presigned(function: _F) -> _F:
+    """``function`` with its signature computed once: LlamaIndex's dispatcher inspects every
+    instrumented call's signature, and `inspect.signature` reads ``__signature__`` first."""
+    function.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+    return function
+
+
 Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
 Thinking = int | str | dict[str, Any] | None
 
@@ -389,10 +400,12 @@ class TokenHub(FunctionCallingLLM):
 
     # Chat: instrumented.
 
+    @_presigned
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         return self._chat(messages, **kwargs)
 
+    @_presigned
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         return await self._achat(messages, **kwargs)
@@ -409,10 +422,12 @@ class TokenHub(FunctionCallingLLM):
 
     # Completion: derived from the undecorated chat methods, so each call emits one event pair.
 
+    @_presigned
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         return chat_to_completion_decorator(self._chat)(prompt, **kwargs)
 
+    @_presigned
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
