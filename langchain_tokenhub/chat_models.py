@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -77,6 +78,15 @@ _CALL_OPTIONS = frozenset(
 )
 _CALL_KEYWORDS = REQUEST_PARAMS | _CALL_OPTIONS
 Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _presigned(function: _F) -> _F:
+    """``function`` with its signature computed once: LangChain inspects ``_generate`` on every
+    call (does it take ``run_manager``?), and `inspect.signature` reads ``__signature__`` first."""
+    function.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+    return function
 
 
 @dataclass(frozen=True)
@@ -327,7 +337,7 @@ class ChatTokenHub(BaseChatModel):
             protocol=protocol,
             api_key=self.api_key,
             base_url=self.base_url,
-            timeout=normalize_timeout(self.timeout),
+            timeout=self.timeout,  # the client checks it as it is built
             max_retries=self.max_retries,
             default_headers=self.default_headers,
             http_client=self.http_client,
@@ -382,6 +392,7 @@ class ChatTokenHub(BaseChatModel):
             protocol=protocol,
         )
 
+    @_presigned
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -396,6 +407,7 @@ class ChatTokenHub(BaseChatModel):
             )
         return _chat_result(completion, request.model)
 
+    @_presigned
     async def _agenerate(
         self,
         messages: list[BaseMessage],
@@ -601,10 +613,11 @@ def _chat_result(completion: ChatCompletion, model: str) -> ChatResult:
 
 def _add_token_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:
     for key, value in usage.items():
-        if isinstance(value, Mapping):
+        if isinstance(value, int):  # tested first: most values are counts, and Mapping is an ABC
+            if not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+        elif isinstance(value, Mapping):
             _add_token_usage(total.setdefault(key, {}), value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            total[key] = total.get(key, 0) + value
 
 
 def _response_format(schema: dict[str, Any] | type, strict: bool | None) -> dict[str, Any]:

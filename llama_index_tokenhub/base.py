@@ -7,9 +7,10 @@ cost metering are the core's.
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 from llama_index.core.base.llms.generic_utils import (
@@ -94,6 +95,17 @@ _CALL_OPTIONS = frozenset(
         "cache_idx",
     }
 )
+_CALL_KEYWORDS = REQUEST_PARAMS | _CALL_OPTIONS
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _presigned(function: _F) -> _F:
+    """``function`` with its signature computed once: LlamaIndex's dispatcher inspects every
+    instrumented call's signature, and `inspect.signature` reads ``__signature__`` first."""
+    function.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+    return function
+
+
 Timeout = float | httpx.Timeout | tuple[float | None, ...] | None
 Thinking = int | str | dict[str, Any] | None
 
@@ -313,7 +325,7 @@ class TokenHub(FunctionCallingLLM):
             protocol=protocol or self.protocol,
             api_key=self.api_key,
             base_url=self.base_url,
-            timeout=normalize_timeout(self.timeout),
+            timeout=self.timeout,  # the client checks it as it is built
             max_retries=self.max_retries,
             default_headers=self.default_headers,
             http_client=self.http_client,
@@ -328,7 +340,7 @@ class TokenHub(FunctionCallingLLM):
         per-call ones (which win; a per-call None keeps the instance's value)."""
         kwargs = apply_aliases(kwargs, where="the call")
         _take_alias(kwargs, "thinking_dict", "thinking", "the call")
-        check_known(kwargs, REQUEST_PARAMS | _CALL_OPTIONS, where="TokenHub call")
+        check_known(kwargs, _CALL_KEYWORDS, where="TokenHub call")
         params: dict[str, Any] = {
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
@@ -388,10 +400,12 @@ class TokenHub(FunctionCallingLLM):
 
     # Chat: instrumented.
 
+    @_presigned
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         return self._chat(messages, **kwargs)
 
+    @_presigned
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         return await self._achat(messages, **kwargs)
@@ -408,10 +422,12 @@ class TokenHub(FunctionCallingLLM):
 
     # Completion: derived from the undecorated chat methods, so each call emits one event pair.
 
+    @_presigned
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         return chat_to_completion_decorator(self._chat)(prompt, **kwargs)
 
+    @_presigned
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any

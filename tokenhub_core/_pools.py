@@ -108,6 +108,8 @@ class _DefaultPools:
 
     def sync(self) -> httpx.Client | httpx.BaseTransport:
         """The process's sync pool."""
+        if self._sync is not None:  # built once, never replaced: no lock needed to read it
+            return self._sync
         context = self.ssl_context()
         with self._lock:
             if self._sync is None:

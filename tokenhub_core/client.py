@@ -8,6 +8,7 @@ send, read and sleep, and differ only in awaiting.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import os
@@ -147,6 +148,7 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+@functools.lru_cache(maxsize=64)  # parsing the host as an address costs more than the call
 def _is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True

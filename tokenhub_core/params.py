@@ -171,11 +171,11 @@ def check_known(names: Iterable[str], known: Iterable[str], *, where: str) -> No
     Raises:
         UnknownParameterError: naming the first unknown field.
     """
-    known = sorted(set(known))
+    known_set = known if isinstance(known, (set, frozenset)) else frozenset(known)
     for name in names:
-        if name in known:
+        if name in known_set:
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(name, sorted(known_set), n=1, cutoff=0.75)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise UnknownParameterError(
             name, where, f"{hint}pass provider-specific request fields in extra_body"
@@ -689,23 +689,37 @@ def _surrogate_at(text: str) -> int | None:
 
 def _check_text(value: Any, path: str = "body") -> None:
     """Refuse a lone surrogate anywhere in the body, naming where it is."""
+    found = _surrogate_in(value)
+    if found is None:
+        return
+    steps, text, position = found
+    name = (path + "".join(reversed(steps))).removeprefix("body.")
+    raise InvalidParameterError(
+        name,
+        text[max(0, position - 20) : position + 20],
+        f"valid Unicode text: a lone surrogate {text[position]!r} at character "
+        f"{position} cannot be sent (fix the text, or clean it with "
+        "text.encode('utf-8', 'replace').decode())",
+    )
+
+
+def _surrogate_in(value: Any) -> tuple[list[str], str, int] | None:
+    """The first lone surrogate in ``value``: the path to it (innermost step first), the text
+    and the position; the path is built only when one is found (this runs on every request)."""
     if isinstance(value, str):
         position = _surrogate_at(value)
-        if position is not None:
-            name = path.removeprefix("body.")
-            raise InvalidParameterError(
-                name,
-                value[max(0, position - 20) : position + 20],
-                f"valid Unicode text: a lone surrogate {value[position]!r} at character "
-                f"{position} cannot be sent (fix the text, or clean it with "
-                "text.encode('utf-8', 'replace').decode())",
-            )
-    elif isinstance(value, Mapping):
+        return None if position is None else ([], value, position)
+    if isinstance(value, Mapping):
         for key, item in value.items():
-            _check_text(item, f"{path}.{key}")
+            if (found := _surrogate_in(item)) is not None:
+                found[0].append(f".{key}")
+                return found
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            _check_text(item, f"{path}[{i}]")
+            if (found := _surrogate_in(item)) is not None:
+                found[0].append(f"[{i}]")
+                return found
+    return None
 
 
 def _mark_last_block(messages: list[dict[str, Any]], cache_control: Mapping[str, Any]) -> None:
@@ -725,22 +739,24 @@ def _mark_last_block(messages: list[dict[str, Any]], cache_control: Mapping[str,
 def cache_write_ttl(body: Mapping[str, Any]) -> str | None:
     """The longest TTL among the request's cache breakpoints ("1h", "5m"), or None."""
     found: set[str] = set()
-
-    def visit(value: Any) -> None:
-        if isinstance(value, Mapping):
-            control = value.get("cache_control")
-            if isinstance(control, Mapping):
-                found.add(str(control.get("ttl", "5m")))
-            for item in value.values():
-                if isinstance(item, (list, Mapping)):
-                    visit(item)
-        elif isinstance(value, list):
-            for item in value:
-                visit(item)
-
-    visit(body.get("messages"))
-    visit(body.get("tools"))
+    _find_cache_ttls(body.get("messages"), found)
+    _find_cache_ttls(body.get("tools"), found)
     return "1h" if "1h" in found else "5m" if found else None
+
+
+def _find_cache_ttls(value: Any, found: set[str]) -> None:
+    # Module-level, not a closure: a recursive closure is a reference cycle, left for the
+    # garbage collector on every call.
+    if isinstance(value, Mapping):
+        control = value.get("cache_control")
+        if isinstance(control, Mapping):
+            found.add(str(control.get("ttl", "5m")))
+        for item in value.values():
+            if isinstance(item, (list, Mapping)):
+                _find_cache_ttls(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _find_cache_ttls(item, found)
 
 
 def build_body(
