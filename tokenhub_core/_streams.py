@@ -139,7 +139,7 @@ class _StreamReader:
     def _part(self, name: str | None, data: str) -> StreamPart | None:
         native = self._native
         if native is not None:
-            if not data.strip():
+            if not data or data.isspace():  # no copy, unlike strip(): this runs per event
                 return None
             part = native.event(name, data)
             self.done = native.done
@@ -147,7 +147,7 @@ class _StreamReader:
         if data == "[DONE]":
             self.done = True
             return None
-        if not data.strip():  # an empty data: line used as a keep-alive
+        if not data or data.isspace():  # an empty data: line used as a keep-alive
             return None
         if name == "error":
             raise error_event(_loads_or_text(data), self.request_id)

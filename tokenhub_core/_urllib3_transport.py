@@ -170,7 +170,10 @@ class Urllib3Transport(httpx.BaseTransport):
             raise httpx_error(exc, _SEND_ERRORS, request) from exc
         return httpx.Response(
             response.status,
-            headers=list(response.headers.items()),
+            # Bytes: httpx takes them as they are (str pairs it re-encodes one by one).
+            headers=[
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
+            ],
             stream=_Body(response, request, self._reading),
             request=request,
             extensions={
