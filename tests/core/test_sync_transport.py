@@ -6,11 +6,13 @@ import contextlib
 import json
 import socket
 import socketserver
+import ssl
 import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import trustme
 
 import tokenhub_core._pools as pools_module
 from tokenhub_core import TokenHubClient, errors
@@ -88,15 +90,23 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode = mode
         self.accepted = 0
         self.first_event_read = threading.Event()
+        self._tls = tls
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        connection, address = super().get_request()
+        if self._tls is not None:
+            connection = self._tls.wrap_socket(connection, server_side=True)
+        return connection, address
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/api/v1"
+        scheme, host = ("https", "localhost") if self._tls else ("http", "127.0.0.1")
+        return f"{scheme}://{host}:{self.server_address[1]}/api/v1"
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -164,8 +174,8 @@ class _Handler(socketserver.StreamRequestHandler):
 
 
 @contextlib.contextmanager
-def _serving(mode: str) -> Iterator[_Server]:
-    server = _Server(mode)
+def _serving(mode: str, tls: ssl.SSLContext | None = None) -> Iterator[_Server]:
+    server = _Server(mode, tls)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -214,3 +224,27 @@ def test_connections_are_reused_from_one_thread_and_from_many() -> None:
             for thread in threads:
                 thread.join()
             assert server.accepted <= 9  # at most one new connection per thread at once
+
+
+def test_https_verifies_the_certificate_and_its_host() -> None:
+    ca = trustme.CA()
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost").configure_cert(server_tls)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+
+    def client_on(context: ssl.SSLContext, base_url: str) -> TokenHubClient:
+        transport = Urllib3Transport(keep=2, ssl_context=context)
+        http = httpx.Client(transport=transport)
+        return TokenHubClient(api_key="th-test", base_url=base_url, http_client=http, max_retries=0)
+
+    with _serving("chat", server_tls) as server:
+        reply = client_on(trusting, server.base_url).chat(model=MODEL, messages=USER)
+        assert reply.choices[0].message.content == "hi"
+        with pytest.raises(errors.APIConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            client_on(ssl.create_default_context(), server.base_url).chat(
+                model=MODEL, messages=USER
+            )
+        wrong_host = server.base_url.replace("localhost", "127.0.0.1")  # the cert names localhost
+        with pytest.raises(errors.APIConnectionError, match=r"(?i)mismatch|doesn't match"):
+            client_on(trusting, wrong_host).chat(model=MODEL, messages=USER)
