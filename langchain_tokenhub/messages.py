@@ -685,8 +685,6 @@ class StreamConverter:
             metadata["request_id"] = request_id
             if part.system_fingerprint:
                 metadata["system_fingerprint"] = part.system_fingerprint
-        if part.thinking is None and not self._blocks.on:
-            return TokenHubMessageChunk(content=part.content or "", **fields)
         content = self._blocks.content(part.content, part.thinking)
         return TokenHubMessageChunk(content=content, **fields)
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import httpx
 
-from tokenhub_core._transport_errors import ErrorTable, httpx_error
+from tokenhub_core._transports import ErrorTable, httpx_error
 
 __all__ = ["AiohttpTransport"]
 
@@ -58,7 +58,7 @@ class _Body(httpx.AsyncByteStream):
         return self.raw()
 
     async def raw(self) -> AsyncIterator[bytes]:
-        """The body's bytes as read, without httpx's layers (see `_transport_errors`)."""
+        """The body's bytes as read, without httpx's layers (see `_transports`)."""
         try:
             async for data in self._response.content.iter_any():
                 yield data

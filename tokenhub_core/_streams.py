@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from tokenhub_core._lifecycle import MAX_REPLY_BYTES, Lifecycle
-from tokenhub_core._transport_errors import body_bytes, body_bytes_async
+from tokenhub_core._transports import body_bytes, body_bytes_async
 from tokenhub_core.cost import run_when_safe
 from tokenhub_core.errors import (
     APIResponseError,
@@ -354,8 +354,6 @@ class AsyncChatStream(_StreamBase):
         return self
 
     async def __anext__(self) -> ChatCompletionChunk:
-        if self._pending:
-            return self._pending.popleft().chunk
         return (await self._anext_part()).chunk
 
     def parts(self) -> AsyncIterator[StreamPart]:

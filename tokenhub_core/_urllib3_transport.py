@@ -20,7 +20,7 @@ import httpx
 import urllib3
 from urllib3 import exceptions as u3
 
-from tokenhub_core._transport_errors import ErrorTable, httpx_error
+from tokenhub_core._transports import ErrorTable, httpx_error
 
 __all__ = ["Urllib3Transport"]
 
@@ -68,7 +68,7 @@ class _Body(httpx.SyncByteStream):
         return self.raw()
 
     def raw(self) -> Iterator[bytes]:
-        """The body's bytes as read, without httpx's layers (see `_transport_errors`)."""
+        """The body's bytes as read, without httpx's layers (see `_transports`)."""
         response = self._response
         try:
             if response.chunked:
