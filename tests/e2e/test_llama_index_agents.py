@@ -17,41 +17,22 @@ from pydantic import BaseModel
 
 from llama_index_tokenhub import TokenHub
 from tests.llama_index import fixtures
-from tests.llama_index.fixtures import chat_bodies
+from tests.llama_index.fixtures import Calls, agent_run, chat_bodies
 from tokenhub_emulator import TokenHubEmulator
 
 llm = fixtures.llm
 make_llm = fixtures.make_llm
 
 
-class _Calls:
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, dict[str, int]]] = []
-
-    def multiply(self, a: int, b: int) -> int:
-        """Multiply two integers."""
-        self.seen.append(("multiply", {"a": a, "b": b}))
-        return a * b
-
-    def add(self, a: int, b: int) -> int:
-        """Add two integers."""
-        self.seen.append(("add", {"a": a, "b": b}))
-        return a + b
-
-
-async def _run(agent: Any, message: str, memory: Any) -> tuple[AgentOutput, list[Any]]:
-    handler = agent.run(user_msg=message, memory=memory)
-    events = [event async for event in handler.stream_events()]
-    return await handler, events
-
-
 @pytest.mark.parametrize("streaming", [True, False])
 async def test_function_agent_with_two_tools(
     streaming: bool, llm: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
-    calls = _Calls()
+    calls = Calls()
     agent = FunctionAgent(tools=[calls.multiply, calls.add], llm=llm, streaming=streaming)
-    result, events = await _run(agent, "Please multiply 3 and 4, then add 5 and 6", agent_memory())
+    result, events = await agent_run(
+        agent, "Please multiply 3 and 4, then add 5 and 6", agent_memory()
+    )
     assert sorted(calls.seen) == [("add", {"a": 5, "b": 6}), ("multiply", {"a": 3, "b": 4})]
     assert str(result.response.content).startswith("[emulator] Tool results:")
     assert "multiply returned 12" in str(result.response.content)
@@ -73,7 +54,7 @@ async def test_function_agent_with_two_tools(
 async def test_function_agent_keeps_its_memory_across_runs(
     llm: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
-    calls = _Calls()
+    calls = Calls()
     agent = FunctionAgent(tools=[calls.multiply], llm=llm)
     memory = agent_memory()
     await agent.run(user_msg="Please multiply 2 and 5", memory=memory)
@@ -86,7 +67,7 @@ async def test_function_agent_keeps_its_memory_across_runs(
 async def test_agent_workflow_hands_off(
     llm: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
-    calls = _Calls()
+    calls = Calls()
     calculator = FunctionAgent(
         name="calculator",
         description="Does arithmetic.",
@@ -105,7 +86,7 @@ async def test_agent_workflow_hands_off(
             }
         ]
     )
-    result, events = await _run(workflow, "Write a haiku about llamas", agent_memory())
+    result, events = await agent_run(workflow, "Write a haiku about llamas", agent_memory())
     assert result.current_agent_name == "writer"
     assert str(result.response.content).startswith("[emulator]")
     names = [e.current_agent_name for e in events if isinstance(e, AgentOutput)]
@@ -120,7 +101,7 @@ async def test_agent_workflow_hands_off(
 async def test_react_agent(
     streaming: bool, llm: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
-    calls = _Calls()
+    calls = Calls()
     agent = ReActAgent(tools=[calls.multiply, calls.add], llm=llm, streaming=streaming)
     tokenhub_emulator.queue_reply(
         text='Thought: I need to multiply.\nAction: multiply\nAction Input: {"a": 7, "b": 6}'
@@ -128,7 +109,7 @@ async def test_react_agent(
     tokenhub_emulator.queue_reply(
         text="Thought: I can answer without using any more tools.\nAnswer: 42"
     )
-    result, _ = await _run(agent, "What is 7 times 6?", agent_memory())
+    result, _ = await agent_run(agent, "What is 7 times 6?", agent_memory())
     assert calls.seen == [("multiply", {"a": 7, "b": 6})]
     assert str(result.response.content) == "42"
     second = chat_bodies(tokenhub_emulator)[1]
@@ -147,7 +128,7 @@ class Product(BaseModel):
 async def test_agent_with_output_cls(
     llm: TokenHub, tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
-    calls = _Calls()
+    calls = Calls()
     agent = FunctionAgent(tools=[calls.multiply], llm=llm, output_cls=Product)
     tokenhub_emulator.queue_reply(
         tool_calls=[{"name": "multiply", "arguments": {"a": 3, "b": 9}, "id": "call_m"}]
@@ -156,7 +137,7 @@ async def test_agent_with_output_cls(
     tokenhub_emulator.queue_reply(
         tool_calls=[{"name": "Product", "arguments": {"a": 3, "b": 9, "product": 27}, "id": "c"}]
     )
-    result, _ = await _run(agent, "Multiply 3 by 9", agent_memory())
+    result, _ = await agent_run(agent, "Multiply 3 by 9", agent_memory())
     assert result.structured_response == {"a": 3, "b": 9, "product": 27}
     assert result.get_pydantic_model(Product) == Product(a=3, b=9, product=27)
     last = chat_bodies(tokenhub_emulator)[-1]

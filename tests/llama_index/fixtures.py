@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from llama_index.core import Settings
+from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.embeddings import MockEmbedding
 
 from llama_index_tokenhub import TokenHub
@@ -80,3 +81,40 @@ def sync_loop(request: pytest.FixtureRequest) -> Iterator[None]:
 def chat_bodies(emulator: TokenHubEmulator) -> list[dict[str, Any]]:
     """The JSON bodies of the chat requests the emulator received, oldest first."""
     return [r.body for r in emulator.requests if r.path.endswith("/chat/completions")]
+
+
+async def run_mode(mode: str, llm: TokenHub, messages: list[ChatMessage], **kwargs: Any) -> Any:
+    """One call in ``mode``: the final ChatResponse and, when streamed, the chunk responses."""
+    if mode == "sync":
+        return llm.chat(messages, **kwargs), []
+    if mode == "async":
+        return await llm.achat(messages, **kwargs), []
+    if mode == "stream":
+        chunks = list(llm.stream_chat(messages, **kwargs))
+    else:
+        chunks = [c async for c in await llm.astream_chat(messages, **kwargs)]
+    return chunks[-1], chunks
+
+
+class Calls:
+    """Two tools that record their calls."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, int]]] = []
+
+    def multiply(self, a: int, b: int) -> int:
+        """Multiply two integers."""
+        self.seen.append(("multiply", {"a": a, "b": b}))
+        return a * b
+
+    def add(self, a: int, b: int) -> int:
+        """Add two integers."""
+        self.seen.append(("add", {"a": a, "b": b}))
+        return a + b
+
+
+async def agent_run(agent: Any, message: str, memory: Any) -> tuple[Any, list[Any]]:
+    """Run an agent or workflow to its end: its output and every event it streamed."""
+    handler = agent.run(user_msg=message, memory=memory)
+    events = [event async for event in handler.stream_events()]
+    return await handler, events

@@ -20,7 +20,7 @@ from llama_index.core.tools import FunctionTool
 import llama_index_tokenhub
 from llama_index_tokenhub import DEFAULT_CONTEXT_WINDOW, TokenHub
 from tests.llama_index._images import PNG_1X1
-from tests.llama_index.fixtures import chat_bodies
+from tests.llama_index.fixtures import chat_bodies, run_mode
 from tokenhub_core import MODELS
 from tokenhub_core.errors import InternalServerError, InvalidParameterError, MissingAPIKeyError
 from tokenhub_emulator import TokenHubEmulator
@@ -30,19 +30,6 @@ SECRET = "th-very-secret-key-0123456789"
 
 def _user(text: str) -> list[ChatMessage]:
     return [ChatMessage(role="user", content=text)]
-
-
-async def _run(mode: str, llm: TokenHub, messages: list[ChatMessage], **kwargs: Any) -> Any:
-    """One call in ``mode``: the final ChatResponse and, when streamed, the chunk responses."""
-    if mode == "sync":
-        return llm.chat(messages, **kwargs), []
-    if mode == "async":
-        return await llm.achat(messages, **kwargs), []
-    if mode == "stream":
-        chunks = list(llm.stream_chat(messages, **kwargs))
-    else:
-        chunks = [c async for c in await llm.astream_chat(messages, **kwargs)]
-    return chunks[-1], chunks
 
 
 MODES = ["sync", "async", "stream", "astream"]
@@ -188,7 +175,7 @@ async def test_chat_paths_return_text_and_the_servers_usage(
     llm: TokenHub,
     tokenhub_emulator: TokenHubEmulator,
 ) -> None:
-    final, chunks = await _run(mode, llm, _user("Tell me about llamas"))
+    final, chunks = await run_mode(mode, llm, _user("Tell me about llamas"))
     assert final.message.content == "[emulator] You said: Tell me about llamas"
     [entry] = tokenhub_emulator.ledger().entries
     assert final.raw["usage"]["prompt_tokens"] == entry.prompt_tokens

@@ -21,7 +21,8 @@ from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.tools import FunctionTool
 
 from llama_index_tokenhub import TokenHub
-from tests.llama_index.test_llama_index_protocols import MODES, _run, bodies
+from tests.llama_index.fixtures import run_mode
+from tests.llama_index.test_llama_index_protocols import MODES, bodies
 from tokenhub_core import track_cost
 from tokenhub_core.errors import (
     APIStatusError,
@@ -63,7 +64,7 @@ async def test_a_streamed_response_carries_claudes_event_as_raw(
 ) -> None:
     # As llama-index's Anthropic does: each streamed response's raw is the event it came from
     # (here as plain JSON), the final one the whole reply.
-    final, chunks = await _run(mode, TokenHub(protocol="messages"), _user("Tell me a story"))
+    final, chunks = await run_mode(mode, TokenHub(protocol="messages"), _user("Tell me a story"))
     deltas = [c for c in chunks[:-1] if c.raw.get("type") == "content_block_delta"]
     assert len(deltas) == len(chunks) - 1 > 3
     assert [c.raw["delta"]["text"] for c in deltas] == [c.delta for c in deltas]
@@ -79,7 +80,7 @@ async def test_thinking_comes_back_first_with_its_signature(
     mode: str, tokenhub_emulator: TokenHubEmulator
 ) -> None:
     llm = TokenHub(protocol="messages", thinking=2048, max_tokens=4096)
-    final, chunks = await _run(mode, llm, _user("What is 2 + 3?"))
+    final, chunks = await run_mode(mode, llm, _user("What is 2 + 3?"))
     [thought] = _thinking(final.message)
     assert final.message.blocks[0] is thought
     assert thought.content and "2 + 3" in thought.content
@@ -209,8 +210,8 @@ async def test_a_cached_system_prompt_is_written_then_read(
     counter = TokenCountingHandler()
     llm = TokenHub(protocol="messages", callback_manager=CallbackManager([counter]))
     with track_cost() as meter:
-        first, _ = await _run(mode, llm, [_cached_system(), *_user("First question")])
-        second, _ = await _run(mode, llm, [_cached_system(), *_user("Second question")])
+        first, _ = await run_mode(mode, llm, [_cached_system(), *_user("First question")])
+        second, _ = await run_mode(mode, llm, [_cached_system(), *_user("Second question")])
     one, two = first.additional_kwargs, second.additional_kwargs
     assert one["cache_creation_input_tokens"] > 2_000
     assert one["cache_read_input_tokens"] == 0
@@ -278,7 +279,7 @@ async def test_a_pdf_document_is_read(mode: str, tokenhub_emulator: TokenHubEmul
     message = ChatMessage(
         role="user", blocks=[DocumentBlock(data=PDF), TextBlock(text="What is this?")]
     )
-    final, _ = await _run(mode, TokenHub(protocol="messages"), [message])
+    final, _ = await run_mode(mode, TokenHub(protocol="messages"), [message])
     assert final.message.content
     [document, _text] = bodies(tokenhub_emulator)[0]["messages"][0]["content"]
     assert document["source"]["media_type"] == "application/pdf"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from llama_index.core.agent.workflow import AgentOutput, AgentStream, FunctionAgent, ReActAgent
+from llama_index.core.agent.workflow import AgentStream, FunctionAgent, ReActAgent
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.instrumentation import get_dispatcher
@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from llama_index_tokenhub import TokenHub
 from tests.llama_index._images import PNG_1X1
+from tests.llama_index.fixtures import Calls, agent_run, run_mode
 from tokenhub_core import track_cost
 from tokenhub_core.errors import (
     BudgetExceededError,
@@ -44,18 +45,6 @@ def paths(emulator: TokenHubEmulator) -> list[str]:
     return [r.path for r in emulator.requests]
 
 
-async def _run(mode: str, llm: TokenHub, messages: list[ChatMessage], **kwargs: Any) -> Any:
-    if mode == "sync":
-        return llm.chat(messages, **kwargs), []
-    if mode == "async":
-        return await llm.achat(messages, **kwargs), []
-    if mode == "stream":
-        chunks = list(llm.stream_chat(messages, **kwargs))
-    else:
-        chunks = [c async for c in await llm.astream_chat(messages, **kwargs)]
-    return chunks[-1], chunks
-
-
 @pytest.fixture(params=PROTOCOLS)
 def protocol(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -77,7 +66,7 @@ def _endpoint(protocol: str) -> str:
 async def test_chat_paths_give_text_usage_and_cost(
     mode: str, protocol: str, make: Callable[..., TokenHub], tokenhub_emulator: TokenHubEmulator
 ) -> None:
-    final, chunks = await _run(mode, make(), _user("Tell me about llamas"))
+    final, chunks = await run_mode(mode, make(), _user("Tell me about llamas"))
     assert final.message.content == "[emulator] You said: Tell me about llamas"
     [entry] = tokenhub_emulator.ledger().entries
     extra = final.additional_kwargs
@@ -130,27 +119,6 @@ async def test_system_prompt_images_and_parameters_reach_the_model(
         assert body["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
-class _Calls:
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, dict[str, int]]] = []
-
-    def multiply(self, a: int, b: int) -> int:
-        """Multiply two integers."""
-        self.seen.append(("multiply", {"a": a, "b": b}))
-        return a * b
-
-    def add(self, a: int, b: int) -> int:
-        """Add two integers."""
-        self.seen.append(("add", {"a": a, "b": b}))
-        return a + b
-
-
-async def _agent_run(agent: Any, message: str, memory: Any) -> tuple[AgentOutput, list[Any]]:
-    handler = agent.run(user_msg=message, memory=memory)
-    events = [event async for event in handler.stream_events()]
-    return await handler, events
-
-
 @pytest.mark.parametrize("streaming", [True, False])
 async def test_function_agent(
     streaming: bool,
@@ -158,9 +126,9 @@ async def test_function_agent(
     tokenhub_emulator: TokenHubEmulator,
     agent_memory: Any,
 ) -> None:
-    calls = _Calls()
+    calls = Calls()
     agent = FunctionAgent(tools=[calls.multiply, calls.add], llm=make(), streaming=streaming)
-    result, events = await _agent_run(
+    result, events = await agent_run(
         agent, "Please multiply 3 and 4, then add 5 and 6", agent_memory()
     )
     assert sorted(calls.seen) == [("add", {"a": 5, "b": 6}), ("multiply", {"a": 3, "b": 4})]
@@ -176,7 +144,7 @@ async def test_function_agent(
 async def test_react_agent(
     make: Callable[..., TokenHub], tokenhub_emulator: TokenHubEmulator, agent_memory: Any
 ) -> None:
-    calls = _Calls()
+    calls = Calls()
     agent = ReActAgent(tools=[calls.multiply], llm=make())
     tokenhub_emulator.queue_reply(
         text='Thought: I need to multiply.\nAction: multiply\nAction Input: {"a": 7, "b": 6}'
@@ -184,7 +152,7 @@ async def test_react_agent(
     tokenhub_emulator.queue_reply(
         text="Thought: I can answer without using any more tools.\nAnswer: 42"
     )
-    result, _ = await _agent_run(agent, "What is 7 times 6?", agent_memory())
+    result, _ = await agent_run(agent, "What is 7 times 6?", agent_memory())
     assert calls.seen == [("multiply", {"a": 7, "b": 6})]
     assert str(result.response.content) == "42"
 
