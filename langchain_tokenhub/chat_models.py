@@ -34,6 +34,7 @@ from langchain_tokenhub.messages import (
     completion_to_message,
     convert_messages,
     convert_tools,
+    generation_chunk,
     normalize_tool_choice,
     tool_names,
 )
@@ -438,11 +439,11 @@ class ChatTokenHub(BaseChatModel):
                 for part in stream.parts():
                     message = converter.convert(part, stream.request_id)
                     if message is not None:
-                        generation = ChatGenerationChunk(message=message)
+                        generation = generation_chunk(message)
                         if run_manager:
                             run_manager.on_llm_new_token(generation.text, chunk=generation)
                         yield generation
-                yield ChatGenerationChunk(message=converter.finish(stream.usage))
+                yield generation_chunk(converter.finish(stream.usage))
 
     async def _astream(
         self,
@@ -460,11 +461,11 @@ class ChatTokenHub(BaseChatModel):
                 async for part in stream.parts():
                     message = converter.convert(part, stream.request_id)
                     if message is not None:
-                        generation = ChatGenerationChunk(message=message)
+                        generation = generation_chunk(message)
                         if run_manager:
                             await run_manager.on_llm_new_token(generation.text, chunk=generation)
                         yield generation
-                yield ChatGenerationChunk(message=converter.finish(stream.usage))
+                yield generation_chunk(converter.finish(stream.usage))
 
     def _combine_llm_outputs(self, llm_outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
         """One ``llm_output`` for a batch: token usage summed, the first model name."""

@@ -63,6 +63,7 @@ from langchain_core.messages.block_translators.openai import (
     translate_content_chunk as _openai_translate_content_chunk,
 )
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import model_validator
 
@@ -76,6 +77,7 @@ from langchain_tokenhub.claude import (
     thinking_parts,
     tool_cache_control,
 )
+from tokenhub_core._templates import filled
 from tokenhub_core.catalog import price_usage
 from tokenhub_core.errors import (
     InvalidParameterError,
@@ -94,8 +96,10 @@ __all__ = [
     "completion_to_message",
     "convert_messages",
     "convert_tools",
+    "generation_chunk",
     "image_part",
     "normalize_tool_choice",
+    "text_chunk",
     "tool_names",
     "usage_to_metadata",
 ]
@@ -655,17 +659,19 @@ class StreamConverter:
             part = StreamPart.from_chunk(part)
         if not self._id and part.id:
             self._id = part.id
-        if part.text_only and not self._blocks.on:
-            # The stream's bulk (a text fragment on Claude's protocol): the chunk, directly.
-            return TokenHubMessageChunk(
-                content=part.content or "",
-                response_metadata={"model_provider": MODEL_PROVIDER},
-                id=self._id or None,
-            )
         if not part.has_choice:
             if part.model:
                 self._served = part.model
             return None
+        if not (
+            self._blocks.on
+            or part.thinking
+            or part.tool_calls
+            or part.refusal
+            or part.finish_reason is not None
+        ):
+            # The stream's bulk: a text fragment (or nothing but a role), built unvalidated.
+            return text_chunk(part.content or "", self._id or None)
         metadata: dict[str, Any] = {"model_provider": MODEL_PROVIDER}
         # Only the fields that differ from their defaults: pydantic validates every one passed.
         fields: dict[str, Any] = {"response_metadata": metadata}
@@ -721,6 +727,29 @@ class StreamConverter:
         else:
             call_id = None
         return tool_call_chunk(name=name, args=delta.arguments, id=call_id, index=position)
+
+
+def text_chunk(text: str, message_id: str | None) -> TokenHubMessageChunk:
+    """``TokenHubMessageChunk(content=text, id=message_id, ...)`` for a plain text fragment,
+    without validation (see `tokenhub_core._templates`): a stream's bulk is these."""
+    return filled(
+        _EMPTY_TEXT_CHUNK,
+        content=text,
+        id=message_id,
+        additional_kwargs={},
+        response_metadata={"model_provider": MODEL_PROVIDER},
+        tool_calls=[],
+        invalid_tool_calls=[],
+        tool_call_chunks=[],
+    )
+
+
+def generation_chunk(message: AIMessageChunk) -> ChatGenerationChunk:
+    """``ChatGenerationChunk(message=message)``; for text content without validation, whose
+    only work (``text`` from the message) is then the content itself."""
+    if isinstance(message.content, str):
+        return filled(_EMPTY_GENERATION, message=message, text=message.content)
+    return ChatGenerationChunk(message=message)
 
 
 class TokenHubMessageChunk(AIMessageChunk):
@@ -811,3 +840,9 @@ def _translate_content_chunk(message: AIMessageChunk) -> list[types.ContentBlock
 
 
 register_translator(MODEL_PROVIDER, _translate_content, _translate_content_chunk)
+
+
+_EMPTY_TEXT_CHUNK = TokenHubMessageChunk(
+    content="", response_metadata={"model_provider": MODEL_PROVIDER}, id=None
+)
+_EMPTY_GENERATION = ChatGenerationChunk(message=_EMPTY_TEXT_CHUNK)

@@ -31,6 +31,7 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms.llm import ToolSelection
 
+from tokenhub_core._templates import filled
 from tokenhub_core.catalog import price_usage
 from tokenhub_core.errors import IncompleteToolCallError, complete_json_object
 from tokenhub_core.stream import StreamPart, ToolCallRouter
@@ -256,6 +257,11 @@ class ChunkConverter:
         a user sees. Its ``raw`` is what the wire carried: the chunk, or Claude's event."""
         if not isinstance(part, StreamPart):
             part = StreamPart.from_chunk(part)
+        text = part.content
+        if part.text_only and text and not (self._thinking_blocks or self._blocks or self._wire):
+            # The stream's bulk (a text fragment on Claude's protocol): the response, directly.
+            self._text += text
+            return text_response(self._text, text, part.raw)
         delta_text = part.content or ""
         thinking_text = None
         if part.thinking:
@@ -317,6 +323,8 @@ class ChunkConverter:
         )
 
     def _response(self, delta_text: str, thinking_delta: str | None, raw: Any) -> ChatResponse:
+        if thinking_delta is None and not (self._thinking_blocks or self._blocks or self._wire):
+            return text_response(self._text, delta_text, raw)
         blocks: list[Any] = list(self._thinking_blocks)
         if self._text or not self._blocks:
             blocks.append(TextBlock(text=self._text))
@@ -337,6 +345,18 @@ class ChunkConverter:
     def finish(self, completion: ChatCompletion) -> ChatResponse:
         """The final response, from the stream's accumulated completion."""
         return response_from_completion(completion, model=self._model)
+
+
+def text_response(text: str, delta: str, raw: Any) -> ChatResponse:
+    """The streamed response of a reply that so far holds only ``text``: as `ChatResponse`
+    and `ChatMessage` would validate it, without validation (see `tokenhub_core._templates`)."""
+    message = filled(_TEXT_MESSAGE, blocks=[filled(_EMPTY_TEXT, text=text)], additional_kwargs={})
+    return filled(_TEXT_RESPONSE, message=message, delta=delta, raw=raw, additional_kwargs={})
+
+
+_EMPTY_TEXT = TextBlock(text="")
+_TEXT_MESSAGE = ChatMessage(role=MessageRole.ASSISTANT, blocks=[_EMPTY_TEXT], additional_kwargs={})
+_TEXT_RESPONSE = ChatResponse(message=_TEXT_MESSAGE, delta="", raw=None, additional_kwargs={})
 
 
 def keep_first_tool_call(response: ChatResponse) -> ChatResponse:

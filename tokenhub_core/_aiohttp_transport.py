@@ -48,22 +48,71 @@ _CATCH = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 class _Body(httpx.AsyncByteStream):
-    """A response body as httpx reads it; closing it early closes the connection."""
+    """A response body as httpx reads it; closing it early closes the connection.
 
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+    The read timeout applies to each wait for data, as httpx's does. It is kept here rather
+    than by aiohttp, which re-arms a timer on every packet (cancel, a new handle, a heap push):
+    a read only notes when it began to wait, and one watchdog timer, moved on when it finds a
+    read younger than the timeout, fails the read that has waited the whole timeout.
+    """
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, request: httpx.Request, read_timeout: float | None
+    ) -> None:
         self._response = response
         self._request = request
+        self._content = response.content
+        self._read_timeout = read_timeout
+        self._waiting_since: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        connection = response.connection
+        if read_timeout and connection is not None and connection.protocol is not None:
+            connection.protocol.read_timeout = None  # this body's reads are timed here
+            loop = self._loop = asyncio.get_running_loop()
+            self._watchdog = loop.call_later(read_timeout, self._watch)
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self.raw()
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while data := await self.read_some():
+            yield data
 
-    async def raw(self) -> AsyncIterator[bytes]:
-        """The body's bytes as read, without httpx's layers (see `_transports`)."""
+    async def read_some(self) -> bytes:
+        """The body's next bytes as they arrive, b"" at its end: what the client reads,
+        without httpx's layers (see `_transports`)."""
+        if self._watchdog is None:
+            try:
+                return await self._content.readany()
+            except _CATCH as exc:
+                raise httpx_error(exc, _READ_ERRORS, self._request) from exc
+        self._waiting_since = self._loop.time()
         try:
-            async for data in self._response.content.iter_any():
-                yield data
+            data = await self._content.readany()
         except _CATCH as exc:
             raise httpx_error(exc, _READ_ERRORS, self._request) from exc
+        finally:
+            self._waiting_since = None
+        if not data:
+            self._stop_watching()
+        return data
+
+    def _watch(self) -> None:
+        assert self._read_timeout is not None
+        since = self._waiting_since
+        now = self._loop.time()
+        if since is not None and now - since >= self._read_timeout:
+            self._watchdog = None
+            self._content.set_exception(
+                aiohttp.SocketTimeoutError("Timeout on reading data from socket")
+            )
+        elif not self._content.at_eof():
+            start = now if since is None else since
+            self._watchdog = self._loop.call_at(start + self._read_timeout, self._watch)
+        else:
+            self._watchdog = None
+
+    def _stop_watching(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     async def aclose(self) -> None:
         self.close_now()
@@ -71,6 +120,7 @@ class _Body(httpx.AsyncByteStream):
     def close_now(self) -> None:
         """Close without awaiting (aiohttp's release and close are synchronous): for a stream
         dropped unclosed, whose loop may be shutting down before a scheduled close would run."""
+        self._stop_watching()
         # A fully read body has already gone back to the pool; an unread rest cannot be
         # skipped cheaply on a keep-alive connection, so that connection is closed.
         response = self._response
@@ -127,6 +177,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             content = await request.aread()
         # Not Headers.multi_items(): it guesses the encoding again for every header.
         headers = [(k.decode(), v.decode("utf-8", "replace")) for k, v in request.headers.raw]
+        timeout = self._timeout(request.extensions.get("timeout", {}))
         try:
             response = await self._session.request(
                 request.method,
@@ -134,14 +185,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=headers,
                 data=content or None,
                 allow_redirects=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
+                timeout=timeout,
             )
         except _CATCH as exc:
             raise httpx_error(exc, _SEND_ERRORS, request) from exc
         return httpx.Response(
             response.status,
             headers=response.raw_headers,
-            stream=_Body(response, request),
+            stream=_Body(response, request, timeout.sock_read),
             request=request,
             extensions={
                 "http_version": b"HTTP/1.1",

@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from tokenhub_core._lifecycle import MAX_REPLY_BYTES, Lifecycle
-from tokenhub_core._transports import body_bytes, body_bytes_async
+from tokenhub_core._transports import body_bytes, body_reader_async
 from tokenhub_core.cost import run_when_safe
 from tokenhub_core.errors import (
     APIResponseError,
@@ -122,11 +122,18 @@ class _StreamReader:
             )
         parts: list[StreamPart] = []
         add = self.accumulator.add_part
+        native = self._native
         try:
             for text, name, _, _ in self._decoder.decode_fields(data):
                 if self.done:
                     continue
-                part = self._part(name, text)
+                if native is not None:  # Claude's events, inline: this runs per event
+                    if not text or text.isspace():  # no copy, unlike strip()
+                        continue
+                    part = native.event(name, text)
+                    self.done = native.done
+                else:
+                    part = self._part(name, text)
                 if part is not None:
                     add(part)
                     parts.append(part)
@@ -137,13 +144,7 @@ class _StreamReader:
         return parts
 
     def _part(self, name: str | None, data: str) -> StreamPart | None:
-        native = self._native
-        if native is not None:
-            if not data or data.isspace():  # no copy, unlike strip(): this runs per event
-                return None
-            part = native.event(name, data)
-            self.done = native.done
-            return part
+        """The part for one chat.completions event (Claude's are read inline in `feed`)."""
         if data == "[DONE]":
             self.done = True
             return None
@@ -249,8 +250,10 @@ def _parts(
             if is_json(response.headers):
                 yield from reader.feed_json(client._read(response, life), response.headers)
             else:
+                timed = life.deadline_s is not None
                 for data in body_bytes(response):
-                    life.check_deadline()
+                    if timed:
+                        life.check_deadline()
                     yield from reader.feed(data)
             _finish(life, reader)
             return
@@ -345,7 +348,7 @@ class AsyncChatStream(_StreamBase):
         self._client = client
         self._life = life
         self._response: httpx.Response | None = None
-        self._bytes: AsyncIterator[bytes] | None = None
+        self._read_some: Callable[[], Awaitable[bytes]] | None = None
         self._pending: deque[StreamPart] = deque()
         self._finished = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -361,12 +364,42 @@ class AsyncChatStream(_StreamBase):
         return _AsyncParts(self)
 
     async def _anext_part(self) -> StreamPart:
-        if self._pending:
-            return self._pending.popleft()
+        # One coroutine from here to the transport's read: each layer is one more frame to
+        # resume for every event of a live stream.
+        pending = self._pending
+        if pending:
+            return pending.popleft()
         if self._finished:
             raise StopAsyncIteration
+        life = self._life
         try:
-            return await self._next()
+            while True:
+                try:
+                    if self._response is None:
+                        await self._start()
+                    reader = self._state.reader
+                    assert reader is not None
+                    read_some = self._read_some
+                    timed = life.deadline_s is not None
+                    while not pending and read_some is not None:
+                        data = await read_some()
+                        if not data:
+                            break
+                        if timed:
+                            life.check_deadline()
+                        pending.extend(reader.feed(data))
+                    if pending:
+                        return pending.popleft()
+                    _finish(life, reader)
+                    raise StopAsyncIteration
+                except APIStatusError as exc:  # an error event in a 200 stream
+                    reader = self._state.reader
+                    if self._response is None or reader is None:
+                        raise  # an error status, already past the lifecycle's retries
+                    delay = _retry_delay(life, reader, exc)
+                    response, self._response, self._read_some = self._response, None, None
+                    await response.aclose()
+                    await client_asleep(delay)
         except StopAsyncIteration:
             await self.aclose()
             raise
@@ -380,46 +413,17 @@ class AsyncChatStream(_StreamBase):
             await self.aclose()
             raise
 
-    async def _next(self) -> StreamPart:
-        while True:
-            try:
-                return await self._read_next()
-            except APIStatusError as exc:
-                reader = self._state.reader
-                if self._response is None or reader is None:
-                    raise  # an error status, already past the lifecycle's retries
-                delay = _retry_delay(self._life, reader, exc)
-                response, self._response, self._bytes = self._response, None, None
-                if response is not None:
-                    await response.aclose()
-                await client_asleep(delay)
-
-    async def _read_next(self) -> StreamPart:
+    async def _start(self) -> None:
+        """Send the request (the lifecycle retries a refused one) and begin its reply."""
         life = self._life
-        if self._response is None:
-            self._loop = asyncio.get_running_loop()
-            self._response = response = await self._client._aopen(life)
-            started = self._state.start(response, life.call.protocol)
-            if is_json(response.headers):
-                content = await self._client._aread(response, life)
-                self._pending.extend(started.feed_json(content, response.headers))
-            else:
-                self._bytes = body_bytes_async(response).__aiter__()
-        reader = self._state.reader
-        assert reader is not None
-        while not self._pending:
-            if self._bytes is None:
-                break
-            try:
-                data = await self._bytes.__anext__()
-            except StopAsyncIteration:
-                break
-            life.check_deadline()
-            self._pending.extend(reader.feed(data))
-        if self._pending:
-            return self._pending.popleft()
-        _finish(life, reader)
-        raise StopAsyncIteration
+        self._loop = asyncio.get_running_loop()
+        self._response = response = await self._client._aopen(life)
+        reader = self._state.start(response, life.call.protocol)
+        if is_json(response.headers):
+            content = await self._client._aread(response, life)
+            self._pending.extend(reader.feed_json(content, response.headers))
+        else:
+            self._read_some = body_reader_async(response)
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""

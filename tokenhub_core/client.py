@@ -32,7 +32,7 @@ from tokenhub_core._lifecycle import (
 )
 from tokenhub_core._pools import pools as _pools
 from tokenhub_core._streams import AsyncChatStream, ChatStream, error_event
-from tokenhub_core._transports import body_bytes, body_bytes_async
+from tokenhub_core._transports import body_bytes, body_reader_async
 from tokenhub_core._version import __version__
 from tokenhub_core.cost import CallMeters
 from tokenhub_core.errors import (
@@ -480,7 +480,8 @@ class TokenHubClient:
     ) -> bytes:
         parts: list[bytes] = []
         size = 0
-        async for data in body_bytes_async(response):
+        read_some = body_reader_async(response)
+        while data := await read_some():
             size += len(data)
             if size > limit:
                 if truncate:

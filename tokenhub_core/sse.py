@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import re
 from dataclasses import dataclass
 
 from tokenhub_core.errors import APIResponseError
 
 __all__ = ["EventFields", "SSEDecoder", "SSEError", "ServerSentEvent"]
+
+# One whole event as every chat stream sends them: an optional "event:" line, one "data:" line
+# and the blank line that dispatches it (line ends already normalized to "\n").
+_WHOLE_EVENT = re.compile(r"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +100,23 @@ class SSEDecoder:
         if "\r" in text:
             self._after_cr = text[-1] == "\r"
             text = text.replace("\r\n", "\n").replace("\r", "\n")
+        events: list[EventFields] = []
+        if not (self._line_parts or self._data or self._event_type or self._retry is not None):
+            # Whole events at the start of a clean read ("event: name\ndata: {...}\n\n", one
+            # per read on a live stream): one regular-expression match each.
+            end = self._whole_events(text, events)
+            if end:
+                if end == len(text):
+                    return events
+                text = text[end:]
         if "\n" not in text:
             # No line end: the common case for a long line trickling in, kept O(len(chunk)).
             self._line_chars += len(text)
             self._check_line(self._line_chars)
             self._line_parts.append(text)
-            return []
+            return events
         lines = text.split("\n")
         tail = lines.pop()
-        events: list[EventFields] = []
         if lines:
             if self._line_parts:
                 self._check_line(self._line_chars + len(lines[0]))
@@ -134,6 +147,18 @@ class SSEDecoder:
             self._check_line(self._line_chars)
             self._line_parts.append(tail)
         return events
+
+    def _whole_events(self, text: str, events: list[EventFields]) -> int:
+        """Append the complete events ``text`` starts with; where the rest begins."""
+        end = 0
+        max_data = min(self._max_line_chars - 6, self._max_event_chars)
+        while (match := _WHOLE_EVENT.match(text, end)) is not None:
+            name, data = match.groups()
+            if len(data) > max_data or (name is not None and len(name) > self._max_line_chars - 7):
+                break  # the general path raises the size error
+            events.append((data, name or "message", self._last_event_id, None))
+            end = match.end()
+        return end
 
     def flush(self) -> list[ServerSentEvent]:
         """Signal the end of the stream; the decoder is then ready for a new stream.

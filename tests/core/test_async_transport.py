@@ -85,6 +85,46 @@ async def test_read_timeout_mid_stream_interrupts_the_stream(
         _ = [chunk async for chunk in client.astream(model=MODEL, messages=USER)]
 
 
+async def test_the_read_timeout_is_per_wait_not_for_the_whole_stream(
+    tokenhub_emulator: TokenHubEmulator,
+) -> None:
+    # Events 0.15 s apart for well over the 0.4 s read timeout in all: each wait is short.
+    client = TokenHubClient(timeout=httpx.Timeout(5.0, read=0.4), max_retries=0)
+    tokenhub_emulator.queue_reply(text="one two three four five six seven eight")
+    tokenhub_emulator.slow_drip(0.15)
+    started = asyncio.get_running_loop().time()
+    async with client.astream(model=MODEL, messages=USER) as stream:
+        _ = [chunk async for chunk in stream]  # always waiting, never 0.4 s at once
+    assert stream.completion().choices[0].message.content == (
+        "one two three four five six seven eight"
+    )
+    assert asyncio.get_running_loop().time() - started > 1.0
+
+    tokenhub_emulator.queue_reply(text="one two three four five six seven eight")
+    started = asyncio.get_running_loop().time()
+    async with client.astream(model=MODEL, messages=USER) as stream:
+        async for _ in stream:
+            await asyncio.sleep(0.5)  # a slow reader: what arrived meanwhile is buffered
+    assert stream.completion().choices[0].message.content == (
+        "one two three four five six seven eight"
+    )
+    assert asyncio.get_running_loop().time() - started > 1.0
+
+
+async def test_calls_leave_no_read_timer_behind(tokenhub_emulator: TokenHubEmulator) -> None:
+    client = TokenHubClient(timeout=httpx.Timeout(5.0, read=600))
+    loop = asyncio.get_running_loop()
+    before = sum(not handle.cancelled() for handle in loop._scheduled)  # type: ignore[attr-defined]
+    for _ in range(20):
+        await client.achat(model=MODEL, messages=USER)
+        async with client.astream(model=MODEL, messages=USER) as stream:
+            _ = [chunk async for chunk in stream]
+        async with client.astream(model=MODEL, messages=LONG) as stream:
+            await stream.__anext__()  # closed half way
+    live = sum(not handle.cancelled() for handle in loop._scheduled)  # type: ignore[attr-defined]
+    assert live - before <= 2  # the pool's own keep-alive reaper, not one per call
+
+
 async def test_pool_timeout_then_an_early_close_frees_the_connection(
     tokenhub_emulator: TokenHubEmulator,
 ) -> None:

@@ -199,6 +199,9 @@ def test_random_streams_decode_to_their_events_however_split(
 _PIECES = [
     b"data",
     b"event",
+    b"data: ",  # whole field prefixes and event ends: the decoder's fast path for whole events
+    b"event: ",
+    b"\n\n",
     b"id",
     b"retry",
     b"x",

@@ -86,6 +86,15 @@ _DONE = (
 )
 
 
+_CHUNKED_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+)
+
+
+def _chunk(data: bytes, extension: bytes = b"") -> bytes:
+    return b"%x%s\r\n%s\r\n" % (len(data), extension, data)
+
+
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -93,6 +102,7 @@ class _Server(socketserver.ThreadingTCPServer):
     def __init__(self, mode: str, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode = mode
+        self.script = b""  # mode "script": the chunked body sent, as is
         self.accepted = 0
         self.first_event_read = threading.Event()
         self._tls = tls
@@ -127,6 +137,12 @@ class _Handler(socketserver.StreamRequestHandler):
             if mode == "chat":
                 self._answer_chat()
                 continue
+            if mode == "script":
+                self.wfile.write(_CHUNKED_HEAD + self.server.script)
+                self.wfile.flush()
+                if self.server.script.endswith(b"\r\n\r\n"):
+                    continue  # a whole body: the connection stays open for the next request
+                return
             # A stream whose second event is sent only once the client has read the first:
             # a transport that waits to fill a buffer would never get it.
             chunked = mode == "chunked"
@@ -248,3 +264,38 @@ def test_https_verifies_the_certificate_and_its_host() -> None:
         wrong_host = server.base_url.replace("localhost", "127.0.0.1")  # the cert names localhost
         with pytest.raises(errors.APIConnectionError, match=r"(?i)mismatch|doesn't match"):
             client_on(trusting, wrong_host).chat(model=MODEL, messages=USER)
+
+
+def test_chunk_extensions_and_trailers_are_read_past_and_the_connection_reused() -> None:
+    with _serving("script") as server:
+        server.script = (
+            _chunk(_EVENT % b"first", b";name=value")
+            + _chunk(_EVENT % b" second" + _DONE)
+            + b"0\r\nx-checksum: 1f\r\n\r\n"
+        )
+        client = TokenHubClient(api_key="th-test", base_url=server.base_url, max_retries=0)
+        for _ in range(3):
+            with client.stream(model=MODEL, messages=USER) as stream:
+                _ = list(stream)
+            assert stream.completion().choices[0].message.content == "first second"
+        assert server.accepted == 1
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        b"zz\r\n",  # not a size
+        b"-5\r\n",
+        b"fffffffffffff\r\n",  # more than any reply: refused, not allocated
+        b"40\r\nonly ten b",  # the connection closes inside a chunk
+        b"",  # the connection closes where a size line should be
+    ],
+)
+def test_broken_chunked_framing_interrupts_the_stream_and_keeps_what_came(broken: bytes) -> None:
+    with _serving("script") as server:
+        server.script = _chunk(_EVENT % b"first") + broken
+        client = TokenHubClient(api_key="th-test", base_url=server.base_url, max_retries=0)
+        with pytest.raises(errors.StreamInterruptedError, match="RemoteProtocolError") as caught:
+            _ = list(client.stream(model=MODEL, messages=USER))
+    assert caught.value.partial is not None
+    assert caught.value.partial.choices[0].message.content == "first"

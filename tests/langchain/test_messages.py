@@ -16,16 +16,21 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from langchain_tokenhub.messages import (
+    MODEL_PROVIDER,
     StreamConverter,
+    TokenHubMessageChunk,
     completion_to_message,
     convert_messages,
     convert_tools,
+    generation_chunk,
     normalize_tool_choice,
+    text_chunk,
     tool_names,
     usage_to_metadata,
 )
@@ -863,3 +868,48 @@ def test_single_chunks_show_tool_call_chunk_blocks() -> None:
     assert chunk.content_blocks == [
         {"type": "tool_call_chunk", "id": "c1", "name": "f", "args": '{"a"', "index": 0}
     ]
+
+
+# --- text chunks built without validation ------------------------------------------------------
+
+
+def _same_model(built: Any, validated: Any) -> None:
+    assert built == validated
+    assert type(built) is type(validated)
+    assert built.model_dump() == validated.model_dump()
+    assert built.model_fields_set == validated.model_fields_set
+
+
+def test_unvalidated_text_chunks_equal_validated_ones_and_share_nothing() -> None:
+    validated = TokenHubMessageChunk(
+        content=" word", response_metadata={"model_provider": MODEL_PROVIDER}, id="msg_1"
+    )
+    first, second = text_chunk(" word", "msg_1"), text_chunk(" word", "msg_1")
+    _same_model(first, validated)
+    assert text_chunk("", None) == TokenHubMessageChunk(
+        content="", response_metadata={"model_provider": MODEL_PROVIDER}, id=None
+    )
+    for field in (
+        "additional_kwargs",
+        "response_metadata",
+        "tool_calls",
+        "invalid_tool_calls",
+        "tool_call_chunks",
+    ):
+        assert getattr(first, field) is not getattr(second, field), field
+    first.response_metadata["seen"] = True  # as LangChain's stream() rewrites it
+    assert (
+        "seen" not in second.response_metadata
+        and "seen" not in text_chunk("x", None).response_metadata
+    )
+    merged = first + second  # LangChain's aggregation sees an ordinary chunk
+    assert merged.content == " word word" and merged.id == "msg_1"
+
+
+def test_unvalidated_generation_chunks_equal_validated_ones() -> None:
+    message = text_chunk("hello", "msg_1")
+    generation = generation_chunk(message)
+    _same_model(generation, ChatGenerationChunk(message=message))
+    assert generation.text == "hello" and generation.message is message
+    blocks = TokenHubMessageChunk(content=[{"type": "text", "text": "hi", "index": 0}])
+    assert generation_chunk(blocks) == ChatGenerationChunk(message=blocks)  # validated path

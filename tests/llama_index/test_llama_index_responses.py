@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from llama_index.core.base.llms.types import ChatResponse, ToolCallBlock
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    MessageRole,
+    TextBlock,
+    ToolCallBlock,
+)
 from llama_index.core.callbacks.token_counting import get_tokens_from_response
 from llama_index.core.program.utils import process_streaming_objects
 from pydantic import BaseModel
@@ -21,6 +27,7 @@ from llama_index_tokenhub.responses import (
     keep_first_tool_call,
     parse_tool_arguments,
     response_from_completion,
+    text_response,
     tool_selections,
     usage_kwargs,
 )
@@ -460,3 +467,43 @@ def test_framework_streaming_structured_output_sees_partial_objects() -> None:
     assert objects[0] == {"title": "Blue", "year": None}
     assert objects[-1] == {"title": "Blue", "year": 1971}
     assert isinstance(cur[0], Album)
+
+
+def test_text_responses_built_without_validation_equal_validated_ones() -> None:
+    raw = {"type": "content_block_delta", "index": 0}
+    built = text_response("Hello there", " there", raw)
+    validated = ChatResponse(
+        message=ChatMessage(
+            role=MessageRole.ASSISTANT, blocks=[TextBlock(text="Hello there")], additional_kwargs={}
+        ),
+        delta=" there",
+        raw=raw,
+        additional_kwargs={},
+    )
+    assert built == validated
+    assert built.model_dump() == validated.model_dump()
+    assert built.model_fields_set == validated.model_fields_set
+    assert built.message.model_fields_set == validated.message.model_fields_set
+    assert built.message.content == "Hello there"
+    other = text_response("Hello", "Hello", None)
+    assert other.message.blocks is not built.message.blocks
+    assert other.message.additional_kwargs is not built.message.additional_kwargs
+    assert other.additional_kwargs is not built.additional_kwargs
+    built.message.additional_kwargs["seen"] = True
+    assert "seen" not in text_response("x", "x", None).message.additional_kwargs
+
+
+def test_a_streamed_text_reply_gives_the_same_responses_as_validation_would() -> None:
+    converter = ChunkConverter(model="m")
+    chunks = [_text_chunk("one"), _text_chunk(" two"), _text_chunk(" three")]
+    responses = [r for r in map(converter.add, chunks) if r is not None]
+    assert [r.delta for r in responses] == ["one", " two", " three"]
+    assert [r.message.content for r in responses][-1] == "one two three"
+    for response in responses:
+        text = TextBlock(text=response.message.content or "")
+        message = ChatMessage(role=MessageRole.ASSISTANT, blocks=[text], additional_kwargs={})
+        validated = ChatResponse(
+            message=message, delta=response.delta, raw=response.raw, additional_kwargs={}
+        )
+        assert response == validated
+        assert response.model_fields_set == validated.model_fields_set
