@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import weakref
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -53,7 +54,9 @@ class _Body(httpx.AsyncByteStream):
     The read timeout applies to each wait for data, as httpx's does. It is kept here rather
     than by aiohttp, which re-arms a timer on every packet (cancel, a new handle, a heap push):
     a read only notes when it began to wait, and one watchdog timer, moved on when it finds a
-    read younger than the timeout, fails the read that has waited the whole timeout.
+    read younger than the timeout, fails the read that has waited the whole timeout. The timer
+    holds the body weakly and stops when no read is waiting (the next read starts it again), so
+    a body nobody reads is never kept alive by it.
     """
 
     def __init__(
@@ -62,14 +65,15 @@ class _Body(httpx.AsyncByteStream):
         self._response = response
         self._request = request
         self._content = response.content
-        self._read_timeout = read_timeout
+        self._read_timeout: float | None = None
         self._waiting_since: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         connection = response.connection
         if read_timeout and connection is not None and connection.protocol is not None:
             connection.protocol.read_timeout = None  # this body's reads are timed here
-            loop = self._loop = asyncio.get_running_loop()
-            self._watchdog = loop.call_later(read_timeout, self._watch)
+            self._read_timeout = read_timeout
+            self._loop = asyncio.get_running_loop()
+            self._self = weakref.ref(self)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while data := await self.read_some():
@@ -78,12 +82,15 @@ class _Body(httpx.AsyncByteStream):
     async def read_some(self) -> bytes:
         """The body's next bytes as they arrive, b"" at its end: what the client reads,
         without httpx's layers (see `_transports`)."""
-        if self._watchdog is None:
+        timeout = self._read_timeout
+        if timeout is None:
             try:
                 return await self._content.readany()
             except _CATCH as exc:
                 raise httpx_error(exc, _READ_ERRORS, self._request) from exc
         self._waiting_since = self._loop.time()
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_later(timeout, _watch, self._self)
         try:
             data = await self._content.readany()
         except _CATCH as exc:
@@ -94,20 +101,18 @@ class _Body(httpx.AsyncByteStream):
             self._stop_watching()
         return data
 
-    def _watch(self) -> None:
-        assert self._read_timeout is not None
-        since = self._waiting_since
-        now = self._loop.time()
-        if since is not None and now - since >= self._read_timeout:
-            self._watchdog = None
+    def _check_wait(self) -> None:
+        """The watchdog's round: fail a read that has waited the whole timeout."""
+        self._watchdog = None
+        since, timeout = self._waiting_since, self._read_timeout
+        if since is None or timeout is None:
+            return  # no read waiting: the next one starts the watchdog again
+        if self._loop.time() - since >= timeout:
             self._content.set_exception(
                 aiohttp.SocketTimeoutError("Timeout on reading data from socket")
             )
-        elif not self._content.at_eof():
-            start = now if since is None else since
-            self._watchdog = self._loop.call_at(start + self._read_timeout, self._watch)
         else:
-            self._watchdog = None
+            self._watchdog = self._loop.call_at(since + timeout, _watch, self._self)
 
     def _stop_watching(self) -> None:
         if self._watchdog is not None:
@@ -128,6 +133,12 @@ class _Body(httpx.AsyncByteStream):
             response.release()
         else:
             response.close()
+
+
+def _watch(body: weakref.ref[_Body]) -> None:
+    live = body()
+    if live is not None:
+        live._check_wait()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
