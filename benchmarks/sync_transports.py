@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 from loadserver import LoadServer
@@ -28,10 +29,38 @@ _BODY = (
 )
 
 
+class _ReadChunkedBody(httpx.SyncByteStream):
+    """Our body read through urllib3's ``read_chunked`` (before issue 13's per-event pass)."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        response = self._body._response
+        if not response.chunked:
+            yield from self._body.raw()
+            return
+        yield from response.read_chunked(decode_content=False)
+        self._body._complete = True
+
+    def close(self) -> None:
+        self._body.close()
+
+
+class _ReadChunkedTransport(Urllib3Transport):
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        response.stream = _ReadChunkedBody(response.stream)
+        return response
+
+
 def _transports() -> dict[str, Callable[[], httpx.BaseTransport]]:
     context = pools.ssl_context()
     return {
         "ours (Urllib3Transport)": lambda: Urllib3Transport(keep=_SYNC_KEEP, ssl_context=context),
+        "ours, chunks through urllib3's read_chunked (before)": lambda: _ReadChunkedTransport(
+            keep=_SYNC_KEEP, ssl_context=context
+        ),
         "httpcore (httpx.HTTPTransport, before)": lambda: httpx.HTTPTransport(
             verify=context, limits=_SYNC_LIMITS
         ),
