@@ -88,27 +88,27 @@ async def test_read_timeout_mid_stream_interrupts_the_stream(
 async def test_the_read_timeout_is_per_wait_not_for_the_whole_stream(
     tokenhub_emulator: TokenHubEmulator,
 ) -> None:
-    # Events 0.15 s apart for well over the 0.4 s read timeout in all: each wait is short.
-    client = TokenHubClient(timeout=httpx.Timeout(5.0, read=0.4), max_retries=0)
-    tokenhub_emulator.queue_reply(text="one two three four five six seven eight")
-    tokenhub_emulator.slow_drip(0.15)
+    # Events 0.1 s apart for well over the 0.6 s read timeout in all: each wait is short.
+    client = TokenHubClient(timeout=httpx.Timeout(5.0, read=0.6), max_retries=0)
+    text = "one two three four five six seven eight nine ten eleven twelve"
+    tokenhub_emulator.queue_reply(text=text)
+    tokenhub_emulator.slow_drip(0.1)
     started = asyncio.get_running_loop().time()
     async with client.astream(model=MODEL, messages=USER) as stream:
-        _ = [chunk async for chunk in stream]  # always waiting, never 0.4 s at once
-    assert stream.completion().choices[0].message.content == (
-        "one two three four five six seven eight"
-    )
-    assert asyncio.get_running_loop().time() - started > 1.0
+        _ = [chunk async for chunk in stream]  # always waiting, never 0.6 s at once
+    assert stream.completion().choices[0].message.content == text
+    assert asyncio.get_running_loop().time() - started > 1.2  # twice the timeout, in all
 
-    tokenhub_emulator.queue_reply(text="one two three four five six seven eight")
+    tokenhub_emulator.queue_reply(text=text)
     started = asyncio.get_running_loop().time()
     async with client.astream(model=MODEL, messages=USER) as stream:
+        seen = 0
         async for _ in stream:
-            await asyncio.sleep(0.5)  # a slow reader: what arrived meanwhile is buffered
-    assert stream.completion().choices[0].message.content == (
-        "one two three four five six seven eight"
-    )
-    assert asyncio.get_running_loop().time() - started > 1.0
+            seen += 1
+            if seen <= 2:
+                await asyncio.sleep(0.7)  # a slow reader: what arrived meanwhile is buffered
+    assert stream.completion().choices[0].message.content == text
+    assert asyncio.get_running_loop().time() - started > 1.2
 
 
 async def test_calls_leave_no_read_timer_behind(tokenhub_emulator: TokenHubEmulator) -> None:
