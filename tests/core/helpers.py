@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -142,3 +143,11 @@ def error(status: int, message: str = "failed", **headers: str) -> httpx.Respons
         json={"error": {"message": message, "type": "error"}},
         headers={"x-request-id": f"req_{status}", **headers},
     )
+
+
+def unreachable_client() -> TokenHubClient:
+    """A client whose base URL is a loopback port nobody listens on (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return TokenHubClient(api_key=KEY, base_url=f"http://127.0.0.1:{port}/api/v1", max_retries=0)

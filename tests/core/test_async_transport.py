@@ -7,7 +7,6 @@ import contextlib
 import gc
 import json
 import logging
-import socket
 import ssl
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import tokenhub_core.client as client_module
 from tokenhub_core import TokenHubClient, errors
 from tokenhub_core._aiohttp_transport import AiohttpTransport
 from tokenhub_emulator import TokenHubEmulator
+
+from .helpers import unreachable_client
 
 MODEL = "anthropic/claude-haiku-4-5"
 USER = [{"role": "user", "content": "Say something about pools."}]
@@ -145,12 +146,7 @@ async def test_pool_timeout_then_an_early_close_frees_the_connection(
 
 
 async def test_connection_refused_is_a_connection_error_not_a_timeout() -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    client = TokenHubClient(
-        api_key="th-test", base_url=f"http://127.0.0.1:{port}/api/v1", max_retries=0
-    )
+    client = unreachable_client()
     with pytest.raises(errors.APIConnectionError) as caught:
         await client.achat(model=MODEL, messages=USER)
     assert not isinstance(caught.value, errors.APITimeoutError)

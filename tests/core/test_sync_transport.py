@@ -19,6 +19,8 @@ from tokenhub_core import TokenHubClient, errors
 from tokenhub_core._urllib3_transport import Urllib3Transport
 from tokenhub_emulator import TokenHubEmulator
 
+from .helpers import unreachable_client
+
 MODEL = "anthropic/claude-haiku-4-5"
 USER = [{"role": "user", "content": "Say something about pools."}]
 LONG = [{"role": "user", "content": "word " * 300}]
@@ -66,12 +68,7 @@ def test_read_timeouts_before_headers_and_mid_stream(tokenhub_emulator: TokenHub
 
 
 def test_connection_refused_is_a_connection_error_not_a_timeout() -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    client = TokenHubClient(
-        api_key="th-test", base_url=f"http://127.0.0.1:{port}/api/v1", max_retries=0
-    )
+    client = unreachable_client()
     with pytest.raises(errors.APIConnectionError) as caught:
         client.chat(model=MODEL, messages=USER)
     assert not isinstance(caught.value, errors.APITimeoutError)
