@@ -257,11 +257,6 @@ class ChunkConverter:
         a user sees. Its ``raw`` is what the wire carried: the chunk, or Claude's event."""
         if not isinstance(part, StreamPart):
             part = StreamPart.from_chunk(part)
-        text = part.content
-        if part.text_only and text and not (self._thinking_blocks or self._blocks or self._wire):
-            # The stream's bulk (a text fragment on Claude's protocol): the response, directly.
-            self._text += text
-            return text_response(self._text, text, part.raw)
         delta_text = part.content or ""
         thinking_text = None
         if part.thinking:
@@ -324,7 +319,7 @@ class ChunkConverter:
 
     def _response(self, delta_text: str, thinking_delta: str | None, raw: Any) -> ChatResponse:
         if thinking_delta is None and not (self._thinking_blocks or self._blocks or self._wire):
-            return text_response(self._text, delta_text, raw)
+            return text_response(self._text, delta_text, raw)  # the stream's bulk: text so far
         blocks: list[Any] = list(self._thinking_blocks)
         if self._text or not self._blocks:
             blocks.append(TextBlock(text=self._text))
