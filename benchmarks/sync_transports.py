@@ -3,7 +3,7 @@
 Each transport gets an `httpx.Request` exactly as the core builds one and is driven as the core
 drives it (``handle_request``, ``iter_bytes``, ``close``), in one process, rounds interleaved so
 that the machine's load hits all of them alike; figures are medians over rounds, ratios medians
-of per-round ratios against our `Urllib3Transport`. "Per read" is a stream of 300 events sent
+of per-round ratios against our `SyncTransport`. "Per read" is a stream of 300 events sent
 1 ms apart (a live model: one event per socket read); "per batched event" a stream of 2,000
 events sent in ~4 KiB writes.
 
@@ -15,50 +15,25 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 from loadserver import LoadServer
+from urllib3_transport import Urllib3Transport
 
 from tokenhub_core._pools import _SYNC_KEEP, _SYNC_LIMITS, pools
-from tokenhub_core._urllib3_transport import Urllib3Transport
+from tokenhub_core._sync_transport import SyncTransport
 
 _BODY = (
     b'{"model":"claude-sonnet-4-6","max_tokens":8000,"messages":[{"role":"user","content":"Hi."}]}'
 )
 
 
-class _ReadChunkedBody(httpx.SyncByteStream):
-    """Our body read through urllib3's ``read_chunked`` (before issue 13's per-event pass)."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def __iter__(self) -> Iterator[bytes]:
-        response = self._body._response
-        if not response.chunked:
-            yield from self._body.raw()
-            return
-        yield from response.read_chunked(decode_content=False)
-        self._body._complete = True
-
-    def close(self) -> None:
-        self._body.close()
-
-
-class _ReadChunkedTransport(Urllib3Transport):
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = super().handle_request(request)
-        response.stream = _ReadChunkedBody(response.stream)
-        return response
-
-
 def _transports() -> dict[str, Callable[[], httpx.BaseTransport]]:
     context = pools.ssl_context()
     return {
-        "ours (Urllib3Transport)": lambda: Urllib3Transport(keep=_SYNC_KEEP, ssl_context=context),
-        "ours, chunks through urllib3's read_chunked (before)": lambda: _ReadChunkedTransport(
+        "ours (SyncTransport)": lambda: SyncTransport(keep=_SYNC_KEEP, ssl_context=context),
+        "urllib3 (Urllib3Transport, before)": lambda: Urllib3Transport(
             keep=_SYNC_KEEP, ssl_context=context
         ),
         "httpcore (httpx.HTTPTransport, before)": lambda: httpx.HTTPTransport(
@@ -95,7 +70,7 @@ def main(rounds: int) -> None:
                 row["call"].append(_cpu(transport, short, 200, stream=False) / 200 * 1e6)
                 row["batched"].append(_cpu(transport, long, 2, stream=True) / 4000 * 1e6)
                 row["read"].append(_cpu(transport, drip, 1, stream=True) / 300 * 1e6)
-        ours = figures["ours (Urllib3Transport)"]
+        ours = figures["ours (SyncTransport)"]
         print(
             "| transport | µs CPU / call | ÷ ours | µs / batched event | ÷ ours | µs / read |"
             " ÷ ours |"

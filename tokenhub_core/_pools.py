@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from tokenhub_core._urllib3_transport import Urllib3Transport
+from tokenhub_core._sync_transport import SyncTransport
 
 if TYPE_CHECKING:
     from tokenhub_core._aiohttp_transport import AiohttpTransport
@@ -73,7 +73,8 @@ class _DefaultPools:
     per request, say) reuse warm connections, and no pool is left for the garbage collector to
     find with open sockets. Timeouts and headers are set per request, so sharing is safe.
 
-    Sync: `Urllib3Transport`, urllib3 behind httpx's transport interface, driven directly
+    Sync: `SyncTransport`, the standard library's http.client pooled per host behind httpx's
+    transport interface, driven directly
     (`httpx.Client`'s own layers do nothing for this API and cost more CPU than the rest of a
     request). Async: `AiohttpTransport`, aiohttp behind the same interface. With proxy
     variables set, both are full httpx clients instead, so ``HTTPS_PROXY``, ``ALL_PROXY`` and
@@ -116,7 +117,7 @@ class _DefaultPools:
                 self._sync = (
                     httpx.Client(limits=_SYNC_LIMITS, verify=context)
                     if self._use_proxies()
-                    else Urllib3Transport(keep=_SYNC_KEEP, ssl_context=context)
+                    else SyncTransport(keep=_SYNC_KEEP, ssl_context=context)
                 )
                 atexit.register(self._sync.close)
             return self._sync

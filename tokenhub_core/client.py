@@ -126,6 +126,27 @@ def check_api_key(key: str) -> str:
     return key
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
+def check_headers(param: str, headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` as a dict, each one sendable as it is; `InvalidParameterError` names the first
+    that is not (a line break in a value could add a header of its own)."""
+    checked = dict(headers or {})
+    for name, value in checked.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise InvalidParameterError(
+                f"{param} name", name, "an HTTP token: letters, digits and !#$%&'*+-.^_`|~"
+            )
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            shown = value if name.lower() not in ("authorization", "x-api-key") else "<hidden>"
+            raise InvalidParameterError(
+                f"{param}[{name!r}]", shown, "a str of printable ASCII, with no line breaks"
+            )
+    return checked
+
+
 def check_base_url(url: str) -> str:
     """An http(s) base URL without credentials, trailing slash removed.
 
@@ -238,7 +259,7 @@ class TokenHubClient:
         self.timeout = normalize_timeout(timeout)
         self.max_retries = max_retries
         self.deadline = None if deadline is None else float(deadline)
-        self.default_headers = dict(default_headers or {})
+        self.default_headers = check_headers("default_headers", default_headers)
         self._timeout_extension = _read_timeout_within(self.timeout, self.deadline)
         self._urls: tuple[str, str, httpx.URL] = ("", "", httpx.URL(DEFAULT_BASE_URL))
         self._http_client = http_client
@@ -322,7 +343,7 @@ class TokenHubClient:
             headers["anthropic-version"] = ANTHROPIC_VERSION
         headers.update(self.default_headers)
         if extra_headers:
-            headers.update(extra_headers)
+            headers.update(check_headers("extra_headers", extra_headers))
         call = Call(model, content, stream, meters, headers, protocol)
         if timeout is not None or deadline != self.deadline:
             call.timeout = _read_timeout_within(

@@ -121,7 +121,20 @@ async def test_invalid_parameters_send_nothing(mode: str) -> None:
         await chat(client, mode, temperature=2)
     with pytest.raises(errors.InvalidParameterError, match="stop"):
         await stream(client, mode, stop=["1", "2", "3", "4", "5"])
+    with pytest.raises(errors.InvalidParameterError, match=r"extra_headers\['x-note'\]"):
+        await chat(client, mode, extra_headers={"x-note": "a\r\nx-injected: 1"})
+    with pytest.raises(errors.InvalidParameterError, match="extra_headers name='bad name'"):
+        await chat(client, mode, extra_headers={"bad name": "x"})
     assert server.requests == []
+
+
+def test_default_headers_are_checked_when_the_client_is_built() -> None:
+    with pytest.raises(errors.InvalidParameterError, match="printable ASCII") as caught:
+        TokenHubClient(api_key=KEY, default_headers={"X-Secret": "caf\u00e9"})
+    assert caught.value.param == "default_headers['X-Secret']"
+    with pytest.raises(errors.InvalidParameterError) as hidden:
+        TokenHubClient(api_key=KEY, default_headers={"Authorization": "Bearer th-x\n"})
+    assert "th-x" not in str(hidden.value)
 
 
 async def test_key_and_base_url_come_from_the_environment(

@@ -1,8 +1,9 @@
-"""The sync pool (urllib3 behind httpx's transport interface) over real loopback HTTP."""
+"""The sync pool (http.client behind httpx's transport interface) over real loopback HTTP."""
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import socket
 import socketserver
@@ -16,7 +17,7 @@ import trustme
 
 import tokenhub_core._pools as pools_module
 from tokenhub_core import TokenHubClient, errors
-from tokenhub_core._urllib3_transport import Urllib3Transport
+from tokenhub_core._sync_transport import SyncTransport
 from tokenhub_emulator import TokenHubEmulator
 
 from .helpers import unreachable_client
@@ -26,8 +27,8 @@ USER = [{"role": "user", "content": "Say something about pools."}]
 LONG = [{"role": "user", "content": "word " * 300}]
 
 
-def test_the_default_sync_pool_is_urllib3(tokenhub_emulator: TokenHubEmulator) -> None:
-    assert isinstance(pools_module.pools.sync(), Urllib3Transport)
+def test_the_default_sync_pool_is_http_client(tokenhub_emulator: TokenHubEmulator) -> None:
+    assert isinstance(pools_module.pools.sync(), SyncTransport)
     completion = TokenHubClient().chat(model=MODEL, messages=USER)
     assert completion.choices[0].message.content
     assert completion.request_id  # headers crossed the transport
@@ -101,6 +102,7 @@ class _Server(socketserver.ThreadingTCPServer):
         self.mode = mode
         self.script = b""  # mode "script": the chunked body sent, as is
         self.accepted = 0
+        self.closed = threading.Semaphore(0)  # released as each client connection ends
         self.first_event_read = threading.Event()
         self._tls = tls
 
@@ -121,6 +123,12 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         self.server.accepted += 1
+        try:
+            self._serve()
+        finally:
+            self.server.closed.release()
+
+    def _serve(self) -> None:
         while head := self._head():
             length = next(
                 int(line.split(b":")[1])
@@ -134,6 +142,12 @@ class _Handler(socketserver.StreamRequestHandler):
             if mode == "chat":
                 self._answer_chat()
                 continue
+            if mode == "chat-then-close":  # as a server does with a connection idle too long
+                self._answer_chat()
+                return
+            if mode == "short":
+                self.wfile.write(b'HTTP/1.1 200 OK\r\ncontent-length: 400\r\n\r\n{"id": ')
+                return
             if mode == "script":
                 self.wfile.write(_CHUNKED_HEAD + self.server.script)
                 self.wfile.flush()
@@ -222,7 +236,7 @@ def test_a_server_hanging_up_is_a_connection_error_not_a_timeout() -> None:
 
 def test_connections_are_reused_from_one_thread_and_from_many() -> None:
     with _serving("chat") as server:
-        transport = Urllib3Transport(keep=4, ssl_context=pools_module.pools.ssl_context())
+        transport = SyncTransport(keep=4, ssl_context=pools_module.pools.ssl_context())
         with httpx.Client(transport=transport) as http:
             client = TokenHubClient(api_key="th-test", base_url=server.base_url, http_client=http)
             for _ in range(10):
@@ -247,7 +261,7 @@ def test_https_verifies_the_certificate_and_its_host() -> None:
     ca.configure_trust(trusting)
 
     def client_on(context: ssl.SSLContext, base_url: str) -> TokenHubClient:
-        transport = Urllib3Transport(keep=2, ssl_context=context)
+        transport = SyncTransport(keep=2, ssl_context=context)
         http = httpx.Client(transport=transport)
         return TokenHubClient(api_key="th-test", base_url=base_url, http_client=http, max_retries=0)
 
@@ -296,3 +310,34 @@ def test_broken_chunked_framing_interrupts_the_stream_and_keeps_what_came(broken
             _ = list(client.stream(model=MODEL, messages=USER))
     assert caught.value.partial is not None
     assert caught.value.partial.choices[0].message.content == "first"
+
+
+def test_a_body_shorter_than_its_length_is_an_error_not_a_short_reply() -> None:
+    with _serving("short") as server:
+        client = TokenHubClient(api_key="th-test", base_url=server.base_url, max_retries=0)
+        with pytest.raises(errors.APIConnectionError, match="bytes short"):
+            client.chat(model=MODEL, messages=USER)
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    with _serving("chat-then-close") as server:
+        client = TokenHubClient(api_key="th-test", base_url=server.base_url, max_retries=0)
+        for _ in range(3):
+            assert client.chat(model=MODEL, messages=USER).choices[0].message.content == "hi"
+            assert server.closed.acquire(timeout=5)  # closed by the server, then idle here
+        assert server.accepted == 3  # each call found the last connection gone and opened one
+
+
+def test_a_transport_left_to_the_collector_closes_its_idle_connections() -> None:
+    with _serving("chat") as server:
+        transport = SyncTransport(keep=4, ssl_context=pools_module.pools.ssl_context())
+        client = TokenHubClient(
+            api_key="th-test",
+            base_url=server.base_url,
+            http_client=httpx.Client(transport=transport),
+        )
+        client.chat(model=MODEL, messages=USER)
+        assert not server.closed.acquire(timeout=0.05)  # idle in the pool, still open
+        del client, transport
+        gc.collect()
+        assert server.closed.acquire(timeout=5)

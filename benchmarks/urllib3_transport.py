@@ -1,11 +1,9 @@
-"""httpx's sync transport interface over a urllib3 connection pool.
+"""The sync transport before issue 13's last pass: urllib3 behind httpx's transport interface.
 
-The core builds `httpx.Request`s and reads streaming `httpx.Response`s; this transport sends them
-with urllib3, whose responses are read by the standard library's C-buffered ``http.client``:
-per network read it costs under half of httpcore + h11, and per call ~200 µs less
-(benchmarks/transport-decision.md). urllib3's failures are raised as httpx's exceptions, so the
-client's one mapping to `APIConnectionError` / `APITimeoutError` / `StreamInterruptedError` holds
-unchanged.
+Kept here, out of the package, as the "before" row of benchmarks/sync_transports.py: the core's
+`tokenhub_core._sync_transport.SyncTransport` drives the same ``http.client`` connections without
+urllib3's layers (benchmarks/transport-decision.md). Bodies are read by urllib3's own
+``read_chunked`` / ``read1``, as they were before the core read chunks from http.client's reader.
 """
 
 from __future__ import annotations
@@ -40,29 +38,12 @@ _SEND_ERRORS: ErrorTable = (
 )
 _READ_ERRORS: ErrorTable = (
     (u3.ReadTimeoutError, httpx.ReadTimeout),
-    (TimeoutError, httpx.ReadTimeout),  # the socket's own, from reading chunks directly
     (u3.ProtocolError, httpx.RemoteProtocolError),  # the body ended short, or a bad chunk
     (http.client.HTTPException, httpx.RemoteProtocolError),
     (OSError, httpx.ReadError),
     (u3.HTTPError, httpx.ReadError),
 )
 _CATCH = (u3.HTTPError, http.client.HTTPException, OSError)
-_MAX_CHUNK_LINE = 4096  # a chunk-size line: hex digits and perhaps extensions
-_MAX_CHUNK = 64 << 20  # more than any reply (the client's cap); a bigger size is a broken line
-
-
-def _chunk_size(line: bytes) -> int:
-    """The size a chunk-size line with extensions gives (``1a;name=value``), or raise."""
-    try:
-        size = int(line.split(b";", 1)[0], 16)
-    except ValueError:
-        raise _broken(line) from None
-    return size
-
-
-def _broken(line: bytes) -> u3.ProtocolError:
-    detail = "the connection closed" if not line else f"invalid chunk size line {line[:40]!r}"
-    return u3.ProtocolError(f"the chunked body broke off: {detail}")
 
 
 class _Body(httpx.SyncByteStream):
@@ -85,38 +66,12 @@ class _Body(httpx.SyncByteStream):
         return self.raw()
 
     def raw(self) -> Iterator[bytes]:
-        """The body's bytes as read, without httpx's layers (see `_transports`)."""
+        """The body's bytes as urllib3 reads them."""
         response = self._response
-        # http.client's buffered reader of the socket, read here directly when the body is
-        # chunked: urllib3's read_chunked spends ~10 µs more per chunk, paid on every event of
-        # a live stream. Its fallback stays for a urllib3 built otherwise.
-        reply: Any = getattr(response, "_fp", None) if response.chunked else None  # http.client's
-        source = getattr(reply, "fp", None)
         try:
-            if source is not None:
-                readline, read = source.readline, source.read
-                while True:
-                    line = readline(_MAX_CHUNK_LINE)
-                    try:
-                        size = int(line, 16)  # "1a\r\n": int() strips the line end
-                    except ValueError:
-                        size = _chunk_size(line)
-                    if not 0 < size <= _MAX_CHUNK:
-                        if size:  # negative, or more than any reply: not to be allocated
-                            raise _broken(line)
-                        break
-                    data = read(size)
-                    if len(data) != size:
-                        raise u3.ProtocolError("the chunked body broke off inside a chunk")
-                    read(2)  # the chunk's CRLF, not checked (as http.client does not)
-                    yield data
-                while readline(_MAX_CHUNK_LINE) not in (b"\r\n", b"\n", b""):
-                    pass  # trailer fields, unused
-                reply.close()  # the reply read to its end: its connection can be reused
-            elif response.chunked:
+            if response.chunked:
                 yield from response.read_chunked(decode_content=False)
             else:
-                # read1: what one read gives, not a filled buffer (an event must not wait).
                 while data := response.read1(1 << 16, decode_content=False):
                     yield data
         except _CATCH as exc:

@@ -1,0 +1,313 @@
+"""httpx's sync transport interface over the standard library's ``http.client``, pooled per host.
+
+The core builds `httpx.Request`s and reads streaming `httpx.Response`s; this transport sends them
+on ``http.client`` connections, whose responses are parsed and buffered in C where it counts.
+Against urllib3 (the transport before, which drives the same ``http.client`` underneath) it
+skips the wrapper objects, header dictionaries and checks urllib3 adds to every request: ~45%
+less CPU per call; against httpcore + h11, ~65% less per call and under half per network read
+(benchmarks/transport-decision.md, benchmarks/sync_transports.py). Failures are raised as httpx's
+exceptions, so the client's one mapping to `APIConnectionError` / `APITimeoutError` /
+`StreamInterruptedError` holds unchanged.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import select
+import ssl
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from tokenhub_core._transports import ErrorTable, httpx_error
+
+__all__ = ["SyncTransport"]
+
+# Most specific first: the first class that matches decides. One table per phase, because the
+# same failure means a different thing while connecting, sending, waiting for the head or in the
+# middle of the body (only the last two can follow a request the server took and billed).
+_CONNECT_ERRORS: ErrorTable = (
+    (TimeoutError, httpx.ConnectTimeout),
+    (OSError, httpx.ConnectError),  # refused, unreachable, no such host, a refused certificate
+)
+_WRITE_ERRORS: ErrorTable = (
+    (TimeoutError, httpx.WriteTimeout),
+    (ValueError, httpx.LocalProtocolError),  # a header http.client refuses (a line break in it)
+    (http.client.HTTPException, httpx.LocalProtocolError),
+    (OSError, httpx.WriteError),
+)
+_HEAD_ERRORS: ErrorTable = (
+    (TimeoutError, httpx.ReadTimeout),
+    (http.client.HTTPException, httpx.RemoteProtocolError),  # hung up, or no valid status line
+    (OSError, httpx.ReadError),
+)
+_READ_ERRORS: ErrorTable = (
+    (TimeoutError, httpx.ReadTimeout),
+    (http.client.HTTPException, httpx.RemoteProtocolError),  # the body ended short
+    (OSError, httpx.ReadError),
+)
+_CATCH = (http.client.HTTPException, OSError, ValueError)
+_MAX_CHUNK_LINE = 4096  # a chunk-size line: hex digits and perhaps extensions
+_MAX_CHUNK = 64 << 20  # more than any reply (the client's cap); a bigger size is a broken line
+
+
+class _BrokenBody(http.client.HTTPException):
+    """The body's framing broke off; seen by the client as `httpx.RemoteProtocolError`."""
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size a chunk-size line with extensions gives (``1a;name=value``), or raise."""
+    try:
+        size = int(line.split(b";", 1)[0], 16)
+    except ValueError:
+        raise _broken(line) from None
+    return size
+
+
+def _broken(line: bytes) -> _BrokenBody:
+    detail = "the connection closed" if not line else f"invalid chunk size line {line[:40]!r}"
+    return _BrokenBody(f"the chunked body broke off: {detail}")
+
+
+def _gone(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection can no longer be used: closed by the server (it is readable
+    while no request is out: the end of the stream, or bytes nobody asked for)."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        if _poll is None:  # Windows: select, which has no fd limit there
+            return bool(select.select([sock], [], [], 0)[0])
+        poller = _poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
+_poll = getattr(select, "poll", None)
+
+
+class _Origin:
+    """Idle connections to one scheme, host and port; the most recently used first."""
+
+    def __init__(
+        self, scheme: str, host: str, port: int | None, keep: int, context: ssl.SSLContext
+    ) -> None:
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self._keep = keep
+        self._context = context
+        self._idle: collections.deque[http.client.HTTPConnection] = collections.deque()
+        # A transport dropped without close() (a user's httpx.Client left to the collector)
+        # closes its idle sockets rather than leaving them to be finalized unclosed.
+        weakref.finalize(self, _close_all, self._idle)
+
+    def connection(self, connect_timeout: float | None) -> http.client.HTTPConnection:
+        """An idle connection still open, or a new one, connected."""
+        idle = self._idle
+        while idle:
+            try:
+                connection = idle.pop()  # deque's pop and append are thread-safe
+            except IndexError:
+                break
+            if not _gone(connection):
+                return connection
+            connection.close()
+        connection = (
+            http.client.HTTPSConnection(
+                self.host, self.port, timeout=connect_timeout, context=self._context
+            )
+            if self.scheme == "https"
+            else http.client.HTTPConnection(self.host, self.port, timeout=connect_timeout)
+        )
+        try:
+            connection.connect()
+        except BaseException:
+            connection.close()  # a refused handshake leaves the plain socket open
+            raise
+        return connection
+
+    def release(self, connection: http.client.HTTPConnection) -> None:
+        """Keep a connection whose last response was read to its end, if there is room."""
+        if connection.sock is not None and len(self._idle) < self._keep:
+            self._idle.append(connection)
+        else:
+            connection.close()
+
+    def close(self) -> None:
+        _close_all(self._idle)
+
+
+def _close_all(idle: collections.deque[http.client.HTTPConnection]) -> None:
+    while idle:
+        try:
+            idle.pop().close()
+        except IndexError:
+            break
+
+
+class _Body(httpx.SyncByteStream):
+    """A response body as httpx reads it: bytes as they arrive; closing it early closes the
+    connection, a fully read one goes back to the pool."""
+
+    def __init__(
+        self,
+        reply: http.client.HTTPResponse,
+        connection: http.client.HTTPConnection,
+        origin: _Origin,
+        request: httpx.Request,
+        reading: set[_Body],
+    ) -> None:
+        self._reply = reply
+        self._connection: http.client.HTTPConnection | None = connection
+        self._origin = origin
+        self._request = request
+        self._complete = False
+        self._reading = reading
+        reading.add(self)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.raw()
+
+    def raw(self) -> Iterator[bytes]:
+        """The body's bytes as read, without httpx's layers (see `_transports`)."""
+        reply = self._reply
+        # A chunked body is read here from http.client's buffered reader of the socket: its own
+        # chunked reads fill a buffer (an event would wait for the next) or cost more per chunk.
+        source: Any = reply.fp if reply.chunked else None
+        try:
+            if source is not None:
+                readline, read = source.readline, source.read
+                while True:
+                    line = readline(_MAX_CHUNK_LINE)
+                    try:
+                        size = int(line, 16)  # "1a\r\n": int() strips the line end
+                    except ValueError:
+                        size = _chunk_size(line)
+                    if not 0 < size <= _MAX_CHUNK:
+                        if size:  # negative, or more than any reply: not to be allocated
+                            raise _broken(line)
+                        break
+                    data = read(size)
+                    if len(data) != size:
+                        raise _BrokenBody("the chunked body broke off inside a chunk")
+                    read(2)  # the chunk's CRLF, not checked (as http.client does not)
+                    yield data
+                while readline(_MAX_CHUNK_LINE) not in (b"\r\n", b"\n", b""):
+                    pass  # trailer fields, unused
+            else:
+                # read1: what one read gives, not a filled buffer (an event must not wait).
+                read1 = reply.read1
+                while data := read1(1 << 16):
+                    yield data
+                if reply.length:  # http.client's read1 ends a short body quietly
+                    raise _BrokenBody(f"the body ended {reply.length} bytes short")
+        except _CATCH as exc:
+            raise httpx_error(exc, _READ_ERRORS, self._request) from exc
+        reply.close()  # read to its end: the connection can take the next request
+        self._complete = True
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        self._reading.discard(self)
+        if self._complete:
+            self._origin.release(connection)
+        else:
+            # An unread rest cannot be skipped cheaply on a keep-alive connection.
+            self._reply.close()
+            connection.close()
+
+
+class SyncTransport(httpx.BaseTransport):
+    """``http.client`` connections, pooled per host, driven through httpx's transport interface.
+
+    Args:
+        keep: idle connections kept per host; more may be open at once (one per thread).
+        ssl_context: used for every https connection (build one per process: each costs ms).
+
+    The request's ``timeout`` extension applies: ``connect`` to opening a connection, ``read``
+    to sending the request and to each read (the pool never makes a call wait, so ``pool`` has
+    nothing to bound). Proxies are not read from the environment here (see
+    `tokenhub_core._pools`). Redirects are not followed and nothing is retried: the client's
+    lifecycle decides.
+    """
+
+    def __init__(self, *, keep: int, ssl_context: ssl.SSLContext) -> None:
+        self._keep = keep
+        self._ssl_context = ssl_context
+        self._origins: dict[tuple[str, str, int | None], _Origin] = {}
+        self._lock = threading.Lock()
+        # The responses being read, held here as httpcore's pool holds its busy connections: a
+        # stream dropped in a reference cycle is then closed by the client's deferred close,
+        # not finalized by the collector with its socket ("unclosed socket").
+        self._reading: set[_Body] = set()
+
+    def _origin(self, url: httpx.URL) -> _Origin:
+        key = (url.scheme, url.host, url.port)
+        origin = self._origins.get(key)
+        if origin is None:
+            if url.scheme not in ("http", "https"):
+                raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
+            with self._lock:
+                origin = self._origins.get(key)
+                if origin is None:
+                    origin = _Origin(*key, keep=self._keep, context=self._ssl_context)
+                    self._origins[key] = origin
+        return origin
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; the response's body streams from the connection."""
+        try:
+            content: bytes = request.content
+        except httpx.RequestNotRead:
+            content = request.read()
+        timeout: Mapping[str, float | None] = request.extensions.get("timeout", {})
+        origin = self._origin(request.url)
+        try:
+            connection = origin.connection(timeout.get("connect"))
+        except _CATCH as exc:
+            raise httpx_error(exc, _CONNECT_ERRORS, request) from exc
+        errors = _WRITE_ERRORS
+        try:
+            connection.sock.settimeout(timeout.get("read"))
+            # httpx's request already has Host and Content-Length: sent as they are.
+            connection.putrequest(
+                request.method,
+                request.url.raw_path.decode("ascii"),
+                skip_host=True,
+                skip_accept_encoding=True,
+            )
+            for name, value in request.headers.raw:
+                connection.putheader(name, value)
+            connection.endheaders(content or None)
+            errors = _HEAD_ERRORS
+            reply = connection.getresponse()
+        except _CATCH as exc:
+            connection.close()
+            raise httpx_error(exc, errors, request) from exc
+        return httpx.Response(
+            reply.status,
+            # Bytes: httpx takes them as they are (str pairs it re-encodes one by one).
+            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.getheaders()],
+            stream=_Body(reply, connection, origin, request, self._reading),
+            request=request,
+            extensions={
+                "http_version": b"HTTP/1.1" if reply.version == 11 else b"HTTP/1.0",
+                "reason_phrase": reply.reason.encode("ascii", "replace"),
+            },
+        )
+
+    def close(self) -> None:
+        """Close every idle connection (those being read close as their responses do)."""
+        with self._lock:
+            origins, self._origins = list(self._origins.values()), {}
+        for origin in origins:
+            origin.close()
