@@ -77,13 +77,20 @@ def huge_json(total: int) -> Answer:
 
 def gzip_bomb(decoded: int, content_type: str = "application/json") -> Answer:
     """A small gzip body that expands to ``decoded`` bytes."""
-    data = gzip.compress(b'{"id": "' + b" " * decoded, compresslevel=9)
+    return gzipped(b'{"id": "' + b" " * decoded, content_type)
+
+
+def gzipped(data: bytes, content_type: str = "application/json") -> Answer:
+    """A 200 whose body is ``data`` sent gzip-encoded (as a proxy may, asked or not)."""
+    packed = gzip.compress(data, compresslevel=9)
 
     def answer(body: dict[str, Any], sock: socket.socket) -> None:
         sock.sendall(
-            head(content_type=content_type, content_encoding="gzip", content_length=str(len(data)))
+            head(
+                content_type=content_type, content_encoding="gzip", content_length=str(len(packed))
+            )
         )
-        sock.sendall(data)
+        sock.sendall(packed)
 
     return answer
 

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 import httpx
 
-from tokenhub_core._transports import ErrorTable, httpx_error
+from tokenhub_core._transports import ErrorTable, Reply, httpx_error
 
 __all__ = ["AiohttpTransport"]
 
@@ -60,7 +60,10 @@ class _Body(httpx.AsyncByteStream):
     """
 
     def __init__(
-        self, response: aiohttp.ClientResponse, request: httpx.Request, read_timeout: float | None
+        self,
+        response: aiohttp.ClientResponse,
+        request: httpx.Request | None,
+        read_timeout: float | None,
     ) -> None:
         self._response = response
         self._request = request
@@ -180,6 +183,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         return timeout
 
+    async def post(
+        self,
+        url: httpx.URL,
+        content: bytes,
+        headers: Mapping[str, str],
+        timeout: Mapping[str, float | None],
+    ) -> Reply | httpx.Response:
+        """POST ``content`` with ``headers``; the reply's body streams from the connection.
+        What the client's own calls use (see `Reply`)."""
+        response, body = await self._exchange(None, "POST", str(url), content, headers, timeout)
+        if "content-encoding" in response.headers:
+            request = httpx.Request("POST", url, extensions={"timeout": dict(timeout)})
+            return self._response(response, body, request)
+        return Reply(response.status, response.headers, body)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``; the response's body streams from the connection."""
         try:
@@ -188,11 +206,30 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             content = await request.aread()
         # Not Headers.multi_items(): it guesses the encoding again for every header.
         headers = [(k.decode(), v.decode("utf-8", "replace")) for k, v in request.headers.raw]
-        timeout = self._timeout(request.extensions.get("timeout", {}))
+        response, body = await self._exchange(
+            request,
+            request.method,
+            str(request.url),
+            content,
+            headers,
+            request.extensions.get("timeout", {}),
+        )
+        return self._response(response, body, request)
+
+    async def _exchange(
+        self,
+        request: httpx.Request | None,
+        method: str,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str] | list[tuple[str, str]],
+        timeout_extension: Mapping[str, float | None],
+    ) -> tuple[aiohttp.ClientResponse, _Body]:
+        timeout = self._timeout(timeout_extension)
         try:
             response = await self._session.request(
-                request.method,
-                str(request.url),
+                method,
+                url,
                 headers=headers,
                 data=content or None,
                 allow_redirects=False,
@@ -200,10 +237,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         except _CATCH as exc:
             raise httpx_error(exc, _SEND_ERRORS, request) from exc
+        return response, _Body(response, request, timeout.sock_read)
+
+    @staticmethod
+    def _response(
+        response: aiohttp.ClientResponse, body: _Body, request: httpx.Request
+    ) -> httpx.Response:
         return httpx.Response(
             response.status,
             headers=response.raw_headers,
-            stream=_Body(response, request, timeout.sock_read),
+            stream=body,
             request=request,
             extensions={
                 "http_version": b"HTTP/1.1",

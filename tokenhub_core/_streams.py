@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from tokenhub_core._lifecycle import MAX_REPLY_BYTES, Lifecycle
-from tokenhub_core._transports import body_bytes, body_reader_async
+from tokenhub_core._transports import Response, body_bytes, body_reader_async
 from tokenhub_core.cost import run_when_safe
 from tokenhub_core.errors import (
     APIResponseError,
@@ -204,7 +204,7 @@ class _StreamState:
     def __init__(self) -> None:
         self.reader: _StreamReader | None = None
 
-    def start(self, response: httpx.Response, protocol: str) -> _StreamReader:
+    def start(self, response: Response, protocol: str) -> _StreamReader:
         self.reader = _StreamReader(request_id_from(response.headers), protocol)
         return self.reader
 
@@ -347,7 +347,7 @@ class AsyncChatStream(_StreamBase):
         super().__init__(state)
         self._client = client
         self._life = life
-        self._response: httpx.Response | None = None
+        self._response: Response | None = None
         self._read_some: Callable[[], Awaitable[bytes]] | None = None
         self._pending: deque[StreamPart] = deque()
         self._finished = False
@@ -494,7 +494,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 _closing: set[asyncio.Task[None]] = set()
 
 
-def _close_later(response: httpx.Response) -> None:
+def _close_later(response: Response) -> None:
     task = asyncio.get_running_loop().create_task(response.aclose())
     _closing.add(task)
     task.add_done_callback(_closing.discard)

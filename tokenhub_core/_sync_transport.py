@@ -18,12 +18,12 @@ import select
 import ssl
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
 
-from tokenhub_core._transports import ErrorTable, httpx_error
+from tokenhub_core._transports import ErrorTable, Reply, httpx_error
 
 __all__ = ["SyncTransport"]
 
@@ -161,7 +161,7 @@ class _Body(httpx.SyncByteStream):
         reply: http.client.HTTPResponse,
         connection: http.client.HTTPConnection,
         origin: _Origin,
-        request: httpx.Request,
+        request: httpx.Request | None,
         reading: set[_Body],
     ) -> None:
         self._reply = reply
@@ -251,7 +251,7 @@ class SyncTransport(httpx.BaseTransport):
         self._reading: set[_Body] = set()
 
     def _origin(self, url: httpx.URL) -> _Origin:
-        key = (url.scheme, url.host, url.port)
+        key = (url.scheme, url.raw_host.decode("ascii"), url.port)
         origin = self._origins.get(key)
         if origin is None:
             if url.scheme not in ("http", "https"):
@@ -263,6 +263,23 @@ class SyncTransport(httpx.BaseTransport):
                     self._origins[key] = origin
         return origin
 
+    def post(
+        self,
+        url: httpx.URL,
+        content: bytes,
+        headers: Mapping[str, str],
+        timeout: Mapping[str, float | None],
+    ) -> Reply | httpx.Response:
+        """POST ``content`` with ``headers`` (Host and Content-Length are added); the reply's
+        body streams from the connection. What the client's own calls use (see `Reply`)."""
+        framing = {"Content-Length": str(len(content))}
+        reply, body = self._exchange(None, url, content, headers.items(), timeout, framing)
+        names = {name.lower(): value for name, value in reply.getheaders()}
+        if "content-encoding" in names:
+            request = httpx.Request("POST", url, extensions={"timeout": dict(timeout)})
+            return self._response(reply, body, request)
+        return Reply(reply.status, names, body)
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``; the response's body streams from the connection."""
         try:
@@ -270,7 +287,23 @@ class SyncTransport(httpx.BaseTransport):
         except httpx.RequestNotRead:
             content = request.read()
         timeout: Mapping[str, float | None] = request.extensions.get("timeout", {})
-        origin = self._origin(request.url)
+        # httpx's request already has Host and Content-Length: sent as they are.
+        reply, body = self._exchange(
+            request, request.url, content, request.headers.raw, timeout, None
+        )
+        return self._response(reply, body, request)
+
+    def _exchange(
+        self,
+        request: httpx.Request | None,
+        url: httpx.URL,
+        content: bytes,
+        headers: Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]],
+        timeout: Mapping[str, float | None],
+        framing: Mapping[str, str] | None,
+    ) -> tuple[http.client.HTTPResponse, _Body]:
+        """Send one request on a pooled connection and read the head of its reply."""
+        origin = self._origin(url)
         try:
             connection = origin.connection(timeout.get("connect"))
         except _CATCH as exc:
@@ -278,26 +311,37 @@ class SyncTransport(httpx.BaseTransport):
         errors = _WRITE_ERRORS
         try:
             connection.sock.settimeout(timeout.get("read"))
-            # httpx's request already has Host and Content-Length: sent as they are.
             connection.putrequest(
-                request.method,
-                request.url.raw_path.decode("ascii"),
-                skip_host=True,
+                request.method if request is not None else "POST",
+                url.raw_path.decode("ascii"),
+                skip_host=framing is None,
                 skip_accept_encoding=True,
             )
-            for name, value in request.headers.raw:
+            for name, value in headers:
                 connection.putheader(name, value)
+            if framing is not None:
+                for name, value in framing.items():
+                    connection.putheader(name, value)
             connection.endheaders(content or None)
             errors = _HEAD_ERRORS
             reply = connection.getresponse()
         except _CATCH as exc:
             connection.close()
             raise httpx_error(exc, errors, request) from exc
+        except BaseException:  # interrupted (KeyboardInterrupt): the connection is in between
+            connection.close()
+            raise
+        return reply, _Body(reply, connection, origin, request, self._reading)
+
+    @staticmethod
+    def _response(
+        reply: http.client.HTTPResponse, body: _Body, request: httpx.Request
+    ) -> httpx.Response:
         return httpx.Response(
             reply.status,
             # Bytes: httpx takes them as they are (str pairs it re-encodes one by one).
             headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.getheaders()],
-            stream=_Body(reply, connection, origin, request, self._reading),
+            stream=body,
             request=request,
             extensions={
                 "http_version": b"HTTP/1.1" if reply.version == 11 else b"HTTP/1.0",

@@ -16,8 +16,8 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import SecretStr
@@ -32,7 +32,8 @@ from tokenhub_core._lifecycle import (
 )
 from tokenhub_core._pools import pools as _pools
 from tokenhub_core._streams import AsyncChatStream, ChatStream, error_event
-from tokenhub_core._transports import body_bytes, body_reader_async
+from tokenhub_core._sync_transport import SyncTransport
+from tokenhub_core._transports import Response, body_bytes, body_reader_async
 from tokenhub_core._version import __version__
 from tokenhub_core.cost import CallMeters
 from tokenhub_core.errors import (
@@ -54,6 +55,9 @@ from tokenhub_core.params import (
     normalize_timeout,
 )
 from tokenhub_core.wire import ChatCompletion, loads, parse_lenient
+
+if TYPE_CHECKING:
+    from tokenhub_core._aiohttp_transport import AiohttpTransport
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncChatStream", "ChatStream", "ClientSlot", "TokenHubClient"]
 
@@ -356,35 +360,41 @@ class TokenHubClient:
             secret=headers["Authorization"][7:],
         )
 
-    def _request(self, http: httpx.Client | httpx.AsyncClient | None, call: Call) -> httpx.Request:
+    def _target(self, call: Call) -> tuple[httpx.URL, Mapping[str, float | None]]:
+        """Where ``call`` goes now, and its timeouts."""
         url = self._url()[1]
         _warn_if_plain_http(url)
-        timeout = call.timeout or self._timeout_extension
-        if http is not None:  # a full client: let it merge its own headers and settings
-            request = http.build_request("POST", url, content=call.content, headers=call.headers)
-            request.extensions["timeout"] = dict(timeout)
-            return request
-        return httpx.Request(
-            "POST", url, content=call.content, headers=call.headers, extensions={"timeout": timeout}
-        )
+        return url, call.timeout or self._timeout_extension
+
+    def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
+        """``call`` as a request of a user's httpx client, which merges its own headers and
+        settings into it."""
+        url, timeout = self._target(call)
+        request = http.build_request("POST", url, content=call.content, headers=call.headers)
+        request.extensions["timeout"] = dict(timeout)
+        return request
 
     # Sync shell.
 
-    def _sync_http(self) -> httpx.Client | httpx.BaseTransport:
+    def _sync_http(self) -> httpx.Client | SyncTransport:
         return self._http_client if self._http_client is not None else _pools.sync()
 
-    def _open(self, life: Lifecycle) -> httpx.Response:
+    def _sender(self, call: Call) -> Callable[[], Response]:
+        """A function sending ``call`` once: through a user's httpx client, or our own pool."""
+        http = self._sync_http()
+        if isinstance(http, httpx.Client):
+            return functools.partial(http.send, self._request(http, call), stream=True)
+        url, timeout = self._target(call)
+        return functools.partial(http.post, url, call.content, call.headers, timeout)
+
+    def _open(self, life: Lifecycle) -> Response:
         """Attempts until a success status arrives; settles the call on any other exit."""
         try:
-            http = self._sync_http()
-            request = self._request(http if isinstance(http, httpx.Client) else None, life.call)
+            send = self._sender(life.call)
             while True:
                 life.start_attempt()
                 try:
-                    if isinstance(http, httpx.Client):
-                        response = http.send(request, stream=True)
-                    else:
-                        response = http.handle_request(request)
+                    response = send()
                 except httpx.TransportError as exc:
                     _sleep(life.transport_failed(exc, "the request to TokenHub"))
                     continue
@@ -403,7 +413,7 @@ class TokenHubClient:
 
     @staticmethod
     def _read(
-        response: httpx.Response,
+        response: Response,
         life: Lifecycle,
         limit: int = MAX_REPLY_BYTES,
         *,
@@ -457,24 +467,27 @@ class TokenHubClient:
     # Async shell: the same steps, awaited. The shared pool is per event loop, so a client keeps
     # working across pytest's per-test loops and in Jupyter.
 
-    async def _async_http(self) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
+    async def _async_http(self) -> httpx.AsyncClient | AiohttpTransport:
         if self._http_async_client is not None:
             return self._http_async_client
         return await _pools.for_running_loop()
 
-    async def _aopen(self, life: Lifecycle) -> httpx.Response:
+    async def _asender(self, call: Call) -> Callable[[], Awaitable[Response]]:
+        """Async `_sender`."""
+        http = await self._async_http()
+        if isinstance(http, httpx.AsyncClient):
+            return functools.partial(http.send, self._request(http, call), stream=True)
+        url, timeout = self._target(call)
+        return functools.partial(http.post, url, call.content, call.headers, timeout)
+
+    async def _aopen(self, life: Lifecycle) -> Response:
         """Async `_open`."""
         try:
-            http = await self._async_http()
-            full = isinstance(http, httpx.AsyncClient)
-            request = self._request(http if full else None, life.call)  # type: ignore[arg-type]
+            send = await self._asender(life.call)
             while True:
                 life.start_attempt()
                 try:
-                    if isinstance(http, httpx.AsyncClient):
-                        response = await http.send(request, stream=True)
-                    else:
-                        response = await http.handle_async_request(request)
+                    response = await send()
                 except httpx.TransportError as exc:
                     await _asleep(life.transport_failed(exc, "the request to TokenHub"))
                     continue
@@ -493,7 +506,7 @@ class TokenHubClient:
 
     @staticmethod
     async def _aread(
-        response: httpx.Response,
+        response: Response,
         life: Lifecycle,
         limit: int = MAX_REPLY_BYTES,
         *,
@@ -546,7 +559,7 @@ class TokenHubClient:
         return AsyncChatStream(self, self._lifecycle(model, messages, params, stream=True))
 
 
-def _too_large(limit: int, response: httpx.Response) -> APIResponseError:
+def _too_large(limit: int, response: Response) -> APIResponseError:
     return APIResponseError(
         f"the reply is larger than {limit:,} bytes, more than any legal reply; reading stopped",
         request_id=request_id_from(response.headers),

@@ -16,7 +16,9 @@ import tokenhub_core.client as client_module
 from tests.hostile import (
     HostileServer,
     chunk,
+    completion,
     gzip_bomb,
+    gzipped,
     head,
     huge_json,
     keepalives,
@@ -72,6 +74,19 @@ def call(client: TokenHubClient, mode: str, *, stream: bool = False, **params: A
         return await client.achat(**params)
 
     return asyncio.run(run())
+
+
+# Encoded
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "event-stream"])
+def test_a_gzip_encoded_reply_is_decoded(stream: bool, mode: str) -> None:
+    # The pools do not ask for an encoding; a proxy in between may send one all the same.
+    events = sse(chunk({"role": "assistant", "content": "zipped"}), chunk({}, "stop"), "[DONE]")
+    answer = gzipped(events, "text/event-stream") if stream else gzipped(completion("zipped"))
+    with HostileServer(answer) as server:
+        reply = call(_client(server), mode, stream=stream)
+    assert reply.choices[0].message.content == "zipped"
 
 
 # Bounded
@@ -228,7 +243,7 @@ def test_traceback_locals_never_show_the_key(tokenhub_emulator: TokenHubEmulator
     text = "".join(
         traceback.TracebackException.from_exception(caught.value, capture_locals=True).format()
     )
-    assert "life = " in text and "request = " in text  # the locals are shown
+    assert "life = " in text and "send = " in text  # the locals are shown, the request too
     assert KEY not in text and "0123456789" not in text
 
 
