@@ -73,7 +73,7 @@ def _broken(line: bytes) -> _BrokenBody:
     return _BrokenBody(f"the chunked body broke off: {detail}")
 
 
-def _gone(connection: http.client.HTTPConnection) -> bool:
+def _gone(connection: _Connection) -> bool:
     """Whether an idle connection can no longer be used: closed by the server (it is readable
     while no request is out: the end of the stream, or bytes nobody asked for)."""
     sock = connection.sock
@@ -92,6 +92,33 @@ def _gone(connection: http.client.HTTPConnection) -> bool:
 _poll = getattr(select, "poll", None)
 
 
+class _Connection(http.client.HTTPConnection):
+    """http.client's connection, sending a request's head and body in one write.
+
+    http.client writes them apart: two sends, two TCP segments, and the server woken twice.
+    Most of a call's system time is its writes and reads (benchmarks/transport-decision.md).
+    """
+
+    hold_head = False  # set for a request with a body: its head waits for it
+    _held: bytes | None = None
+
+    def send(self, data: Any) -> None:
+        if self.hold_head:
+            self.hold_head = False
+            self._held = data
+            return
+        held, self._held = self._held, None
+        super().send(data if held is None else held + data)
+
+    def close(self) -> None:
+        self.hold_head, self._held = False, None
+        super().close()
+
+
+class _TLSConnection(_Connection, http.client.HTTPSConnection):
+    """`_Connection` over TLS."""
+
+
 class _Origin:
     """Idle connections to one scheme, host and port; the most recently used first."""
 
@@ -103,12 +130,12 @@ class _Origin:
         self.port = port
         self._keep = keep
         self._context = context
-        self._idle: collections.deque[http.client.HTTPConnection] = collections.deque()
+        self._idle: collections.deque[_Connection] = collections.deque()
         # A transport dropped without close() (a user's httpx.Client left to the collector)
         # closes its idle sockets rather than leaving them to be finalized unclosed.
         weakref.finalize(self, _close_all, self._idle)
 
-    def connection(self, connect_timeout: float | None) -> http.client.HTTPConnection:
+    def connection(self, connect_timeout: float | None) -> _Connection:
         """An idle connection still open, or a new one, connected."""
         idle = self._idle
         while idle:
@@ -120,11 +147,9 @@ class _Origin:
                 return connection
             connection.close()
         connection = (
-            http.client.HTTPSConnection(
-                self.host, self.port, timeout=connect_timeout, context=self._context
-            )
+            _TLSConnection(self.host, self.port, timeout=connect_timeout, context=self._context)
             if self.scheme == "https"
-            else http.client.HTTPConnection(self.host, self.port, timeout=connect_timeout)
+            else _Connection(self.host, self.port, timeout=connect_timeout)
         )
         try:
             connection.connect()
@@ -133,7 +158,7 @@ class _Origin:
             raise
         return connection
 
-    def release(self, connection: http.client.HTTPConnection) -> None:
+    def release(self, connection: _Connection) -> None:
         """Keep a connection whose last response was read to its end, if there is room."""
         if connection.sock is not None and len(self._idle) < self._keep:
             self._idle.append(connection)
@@ -144,7 +169,7 @@ class _Origin:
         _close_all(self._idle)
 
 
-def _close_all(idle: collections.deque[http.client.HTTPConnection]) -> None:
+def _close_all(idle: collections.deque[_Connection]) -> None:
     while idle:
         try:
             idle.pop().close()
@@ -159,13 +184,13 @@ class _Body(httpx.SyncByteStream):
     def __init__(
         self,
         reply: http.client.HTTPResponse,
-        connection: http.client.HTTPConnection,
+        connection: _Connection,
         origin: _Origin,
         request: httpx.Request | None,
         reading: set[_Body],
     ) -> None:
         self._reply = reply
-        self._connection: http.client.HTTPConnection | None = connection
+        self._connection: _Connection | None = connection
         self._origin = origin
         self._request = request
         self._complete = False
@@ -310,7 +335,9 @@ class SyncTransport(httpx.BaseTransport):
             raise httpx_error(exc, _CONNECT_ERRORS, request) from exc
         errors = _WRITE_ERRORS
         try:
-            connection.sock.settimeout(timeout.get("read"))
+            read_timeout = timeout.get("read")
+            if connection.sock.gettimeout() != read_timeout:  # setting it is a system call
+                connection.sock.settimeout(read_timeout)
             connection.putrequest(
                 request.method if request is not None else "POST",
                 url.raw_path.decode("ascii"),
@@ -322,6 +349,7 @@ class SyncTransport(httpx.BaseTransport):
             if framing is not None:
                 for name, value in framing.items():
                     connection.putheader(name, value)
+            connection.hold_head = bool(content)
             connection.endheaders(content or None)
             errors = _HEAD_ERRORS
             reply = connection.getresponse()
