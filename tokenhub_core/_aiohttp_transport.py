@@ -1,11 +1,12 @@
 """httpx's async transport interface over an aiohttp connection pool.
 
-The core builds `httpx.Request`s and reads streaming `httpx.Response`s; this transport sends them
-with aiohttp, whose pool hands out and takes back connections in constant time however many
-calls wait or sit idle (httpcore's pool rescans every connection for every waiting request on
-each event, which collapses past ~100 calls in flight). aiohttp's failures are raised as httpx's
-exceptions, so the client's one mapping to `APIConnectionError` / `APITimeoutError` /
-`StreamInterruptedError` holds unchanged.
+The client's own calls go through `AiohttpTransport.post`, which answers with a light `Reply`;
+an `httpx.Request` (an `httpx.AsyncClient` given this transport) goes through
+``handle_async_request``. Both send with aiohttp, whose pool hands out and takes back
+connections in constant time however many calls wait or sit idle (httpcore's pool rescans every
+connection for every waiting request on each event, which collapses past ~100 calls in flight).
+aiohttp's failures are raised as httpx's exceptions, so the client's one mapping to
+`APIConnectionError` / `APITimeoutError` / `StreamInterruptedError` holds unchanged.
 
 This module imports aiohttp (~100 ms): `tokenhub_core._pools` imports it on the first async call.
 """

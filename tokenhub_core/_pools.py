@@ -12,7 +12,7 @@ import ssl
 import threading
 import urllib.request
 from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -35,7 +35,7 @@ ASYNC_POOL_LIMIT = 512
 KEEPALIVE_S = 30.0  # idle connections are closed after this long
 
 
-_AsyncPool: TypeAlias = "httpx.AsyncClient | AiohttpTransport"
+_AsyncPool = httpx.AsyncClient | httpx.AsyncBaseTransport
 
 
 async def _close_when_loop_shuts_down(
@@ -85,7 +85,7 @@ class _DefaultPools:
         self._lock = threading.Lock()
         self._ssl: ssl.SSLContext | None = None
         self._proxies: bool | None = None  # read from the environment once, like the sync pool
-        self._sync: httpx.Client | SyncTransport | None = None
+        self._sync: httpx.Client | httpx.BaseTransport | None = None
         # Not a WeakKeyDictionary: aiohttp's objects hold their loop, so an entry would keep its
         # own key alive. Entries leave when their loop shuts down, or, for a loop closed without
         # shutting down its async generators, when the next loop's pool is built (or at exit).
@@ -107,7 +107,7 @@ class _DefaultPools:
             self._proxies = _proxies_configured()
         return self._proxies
 
-    def sync(self) -> httpx.Client | SyncTransport:
+    def sync(self) -> httpx.Client | httpx.BaseTransport:
         """The process's sync pool."""
         if self._sync is not None:  # built once, never replaced: no lock needed to read it
             return self._sync

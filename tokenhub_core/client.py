@@ -17,7 +17,7 @@ import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -55,9 +55,6 @@ from tokenhub_core.params import (
     normalize_timeout,
 )
 from tokenhub_core.wire import ChatCompletion, loads, parse_lenient
-
-if TYPE_CHECKING:
-    from tokenhub_core._aiohttp_transport import AiohttpTransport
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncChatStream", "ChatStream", "ClientSlot", "TokenHubClient"]
 
@@ -376,16 +373,19 @@ class TokenHubClient:
 
     # Sync shell.
 
-    def _sync_http(self) -> httpx.Client | SyncTransport:
+    def _sync_http(self) -> httpx.Client | httpx.BaseTransport:
         return self._http_client if self._http_client is not None else _pools.sync()
 
     def _sender(self, call: Call) -> Callable[[], Response]:
-        """A function sending ``call`` once: through a user's httpx client, or our own pool."""
+        """A function sending ``call`` once: through a user's httpx client, or the pool."""
         http = self._sync_http()
         if isinstance(http, httpx.Client):
             return functools.partial(http.send, self._request(http, call), stream=True)
         url, timeout = self._target(call)
-        return functools.partial(http.post, url, call.content, call.headers, timeout)
+        if isinstance(http, SyncTransport):  # our own: no httpx Request or Response built
+            return functools.partial(http.post, url, call.content, call.headers, timeout)
+        request = _bare_request(url, call, timeout)  # any other httpx transport
+        return functools.partial(http.handle_request, request)
 
     def _open(self, life: Lifecycle) -> Response:
         """Attempts until a success status arrives; settles the call on any other exit."""
@@ -467,7 +467,7 @@ class TokenHubClient:
     # Async shell: the same steps, awaited. The shared pool is per event loop, so a client keeps
     # working across pytest's per-test loops and in Jupyter.
 
-    async def _async_http(self) -> httpx.AsyncClient | AiohttpTransport:
+    async def _async_http(self) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
         if self._http_async_client is not None:
             return self._http_async_client
         return await _pools.for_running_loop()
@@ -478,7 +478,11 @@ class TokenHubClient:
         if isinstance(http, httpx.AsyncClient):
             return functools.partial(http.send, self._request(http, call), stream=True)
         url, timeout = self._target(call)
-        return functools.partial(http.post, url, call.content, call.headers, timeout)
+        post = getattr(http, "post", None)  # our own (not imported here: it imports aiohttp)
+        if post is not None:
+            return functools.partial(post, url, call.content, call.headers, timeout)
+        request = _bare_request(url, call, timeout)  # any other httpx transport
+        return functools.partial(http.handle_async_request, request)
 
     async def _aopen(self, life: Lifecycle) -> Response:
         """Async `_open`."""
@@ -557,6 +561,12 @@ class TokenHubClient:
     ) -> AsyncChatStream:
         """Async `stream`: ``async for chunk in client.astream(...)``."""
         return AsyncChatStream(self, self._lifecycle(model, messages, params, stream=True))
+
+
+def _bare_request(url: httpx.URL, call: Call, timeout: Mapping[str, float | None]) -> httpx.Request:
+    return httpx.Request(
+        "POST", url, content=call.content, headers=call.headers, extensions={"timeout": timeout}
+    )
 
 
 def _too_large(limit: int, response: Response) -> APIResponseError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -10,6 +11,7 @@ import socketserver
 import ssl
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -341,3 +343,30 @@ def test_a_transport_left_to_the_collector_closes_its_idle_connections() -> None
         del client, transport
         gc.collect()
         assert server.closed.acquire(timeout=5)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_any_httpx_transport_can_be_the_pool(
+    mode: str, tokenhub_emulator: TokenHubEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ours answer with a light Reply; another httpx transport (as the benchmarks swap in) is
+    # sent an httpx.Request and answers with an httpx.Response.
+    client = TokenHubClient()
+    if mode == "sync":
+        with httpx.HTTPTransport() as transport:
+            monkeypatch.setattr(pools_module.pools, "_sync", transport)
+            reply = client.chat(model=MODEL, messages=USER)
+            with client.stream(model=MODEL, messages=USER) as stream:
+                streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    else:
+        monkeypatch.setattr(pools_module.pools, "_new_async_pool", httpx.AsyncHTTPTransport)
+
+        async def calls() -> tuple[Any, str]:
+            reply = await client.achat(model=MODEL, messages=USER)
+            async with client.astream(model=MODEL, messages=USER) as stream:
+                pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+            return reply, "".join(pieces)
+
+        reply, streamed = asyncio.run(calls())
+    assert reply.choices[0].message.content and reply.request_id
+    assert streamed  # the emulator's answer, streamed
