@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import ssl
 import threading
 import urllib.request
@@ -92,7 +93,23 @@ class _DefaultPools:
         self._async: dict[
             asyncio.AbstractEventLoop, tuple[_AsyncPool, AsyncGenerator[None, None]]
         ] = {}
+        self._inherited: list[object] = []  # a forked child's async pools, left alone
         atexit.register(self._forget_closed_loops)
+
+    def start_over_in_a_child(self) -> None:
+        """After ``os.fork()``, in the child: the parent's connections stay the parent's.
+
+        A forked worker (gunicorn's ``--preload``, Celery's prefork pool, multiprocessing's fork
+        start) inherits the pools' idle sockets; two processes writing requests to one socket
+        would mix them. The child builds its own pools on its first call instead.
+        """
+        self._lock = threading.Lock()  # one held by another thread at the fork stays held
+        self._sync = None  # its idle sockets, once collected, close the child's copies only
+        # Async pools are held, never closed here: their sockets are registered with an event
+        # loop's epoll instance, which the child shares with the parent, so closing them would
+        # unregister the parent's. (An event loop does not survive a fork anyway.)
+        self._inherited.extend(self._async.values())
+        self._async = {}
 
     def ssl_context(self) -> ssl.SSLContext:
         """The process's SSL context (httpx's defaults: certifi, ``SSL_CERT_FILE``)."""
@@ -151,3 +168,5 @@ class _DefaultPools:
 
 
 pools = _DefaultPools()
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=pools.start_over_in_a_child)

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import socket
 import socketserver
 import ssl
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -370,3 +372,24 @@ def test_any_httpx_transport_can_be_the_pool(
         reply, streamed = asyncio.run(calls())
     assert reply.choices[0].message.content and reply.request_id
     assert streamed  # the emulator's answer, streamed
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_opens_connections_of_its_own() -> None:
+    with _serving("chat") as server:
+        client = TokenHubClient(api_key="th-test", base_url=server.base_url, max_retries=0)
+        client.chat(model=MODEL, messages=USER)  # its connection is now idle in the shared pool
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+            pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                code = 0 if client.chat(model=MODEL, messages=USER).choices else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert server.accepted == 2  # the child's call came on a connection of its own
+        client.chat(model=MODEL, messages=USER)
+        assert server.accepted == 2  # and the parent's connection is still the parent's
