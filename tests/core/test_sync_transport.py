@@ -106,9 +106,13 @@ class _Server(socketserver.ThreadingTCPServer):
         self.mode = mode
         self.script = b""  # mode "script": the chunked body sent, as is
         self.accepted = 0
-        self.closed = threading.Semaphore(0)  # released as each client connection ends
+        self.closed = threading.Semaphore(0)  # released once each connection is closed here
         self.first_event_read = threading.Event()
         self._tls = tls
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        super().shutdown_request(request)
+        self.closed.release()  # after the close: the client can see it from now on
 
     def get_request(self) -> tuple[socket.socket, object]:
         connection, address = super().get_request()
@@ -127,12 +131,6 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         self.server.accepted += 1
-        try:
-            self._serve()
-        finally:
-            self.server.closed.release()
-
-    def _serve(self) -> None:
         while head := self._head():
             length = next(
                 int(line.split(b":")[1])
