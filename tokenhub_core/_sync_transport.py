@@ -75,6 +75,9 @@ def _broken(line: bytes) -> _BrokenBody:
     return _BrokenBody(f"the chunked body broke off: {detail}")
 
 
+_poll = getattr(select, "poll", None)
+
+
 def _gone(connection: _Connection) -> bool:
     """Whether an idle connection can no longer be used: closed by the server (it is readable
     while no request is out: the end of the stream, or bytes nobody asked for)."""
@@ -89,9 +92,6 @@ def _gone(connection: _Connection) -> bool:
         return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-
-
-_poll = getattr(select, "poll", None)
 
 
 class _Connection(http.client.HTTPConnection):

@@ -32,7 +32,6 @@ from tokenhub_core._lifecycle import (
 )
 from tokenhub_core._pools import pools as _pools
 from tokenhub_core._streams import AsyncChatStream, ChatStream, error_event
-from tokenhub_core._sync_transport import SyncTransport
 from tokenhub_core._transports import Response, body_bytes, body_reader_async
 from tokenhub_core._version import __version__
 from tokenhub_core.cost import CallMeters
@@ -371,26 +370,36 @@ class TokenHubClient:
         request.extensions["timeout"] = dict(timeout)
         return request
 
+    def _sender(
+        self,
+        http: httpx.Client | httpx.AsyncClient | httpx.BaseTransport | httpx.AsyncBaseTransport,
+        call: Call,
+    ) -> Callable[[], Any]:
+        """A function sending ``call`` once through ``http``, sync or async: a user's httpx
+        client (which merges its own settings in), our own pool's ``post`` (no httpx Request or
+        Response built), or any other httpx transport."""
+        if isinstance(http, (httpx.Client, httpx.AsyncClient)):
+            return functools.partial(http.send, self._request(http, call), stream=True)
+        url, timeout = self._target(call)
+        post = getattr(http, "post", None)  # ours (the async one is not imported here)
+        if post is not None:
+            return functools.partial(post, url, call.content, call.headers, timeout)
+        request = httpx.Request(
+            "POST", url, content=call.content, headers=call.headers, extensions={"timeout": timeout}
+        )
+        if isinstance(http, httpx.BaseTransport):
+            return functools.partial(http.handle_request, request)
+        return functools.partial(http.handle_async_request, request)
+
     # Sync shell.
 
     def _sync_http(self) -> httpx.Client | httpx.BaseTransport:
         return self._http_client if self._http_client is not None else _pools.sync()
 
-    def _sender(self, call: Call) -> Callable[[], Response]:
-        """A function sending ``call`` once: through a user's httpx client, or the pool."""
-        http = self._sync_http()
-        if isinstance(http, httpx.Client):
-            return functools.partial(http.send, self._request(http, call), stream=True)
-        url, timeout = self._target(call)
-        if isinstance(http, SyncTransport):  # our own: no httpx Request or Response built
-            return functools.partial(http.post, url, call.content, call.headers, timeout)
-        request = _bare_request(url, call, timeout)  # any other httpx transport
-        return functools.partial(http.handle_request, request)
-
     def _open(self, life: Lifecycle) -> Response:
         """Attempts until a success status arrives; settles the call on any other exit."""
         try:
-            send = self._sender(life.call)
+            send: Callable[[], Response] = self._sender(self._sync_http(), life.call)
             while True:
                 life.start_attempt()
                 try:
@@ -472,22 +481,11 @@ class TokenHubClient:
             return self._http_async_client
         return await _pools.for_running_loop()
 
-    async def _asender(self, call: Call) -> Callable[[], Awaitable[Response]]:
-        """Async `_sender`."""
-        http = await self._async_http()
-        if isinstance(http, httpx.AsyncClient):
-            return functools.partial(http.send, self._request(http, call), stream=True)
-        url, timeout = self._target(call)
-        post = getattr(http, "post", None)  # our own (not imported here: it imports aiohttp)
-        if post is not None:
-            return functools.partial(post, url, call.content, call.headers, timeout)
-        request = _bare_request(url, call, timeout)  # any other httpx transport
-        return functools.partial(http.handle_async_request, request)
-
     async def _aopen(self, life: Lifecycle) -> Response:
         """Async `_open`."""
         try:
-            send = await self._asender(life.call)
+            http = await self._async_http()
+            send: Callable[[], Awaitable[Response]] = self._sender(http, life.call)
             while True:
                 life.start_attempt()
                 try:
@@ -561,12 +559,6 @@ class TokenHubClient:
     ) -> AsyncChatStream:
         """Async `stream`: ``async for chunk in client.astream(...)``."""
         return AsyncChatStream(self, self._lifecycle(model, messages, params, stream=True))
-
-
-def _bare_request(url: httpx.URL, call: Call, timeout: Mapping[str, float | None]) -> httpx.Request:
-    return httpx.Request(
-        "POST", url, content=call.content, headers=call.headers, extensions={"timeout": timeout}
-    )
 
 
 def _too_large(limit: int, response: Response) -> APIResponseError:
