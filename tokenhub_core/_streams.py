@@ -75,6 +75,12 @@ def _loads_or_text(data: str) -> Any:
     return value.get("error", value) if isinstance(value, dict) else {"message": data[:500]}
 
 
+# The events `SSEDecoder.lone_data` reads whole: Claude's text fragments, and chat chunks.
+_TEXT_DELTA = "content_block_delta"
+_TEXT_DELTA_HEAD = b"event: content_block_delta\ndata: "
+_CHUNK_HEAD = b"data: "
+
+
 def is_json(headers: Mapping[str, str]) -> bool:
     return headers.get("content-type", "").startswith("application/json")
 
@@ -87,6 +93,7 @@ class _StreamReader:
     __slots__ = (
         "_decoder",
         "_error",
+        "_lone_head",
         "_native",
         "_received",
         "accumulator",
@@ -100,6 +107,7 @@ class _StreamReader:
         self._received = 0
         self._error: Exception | None = None
         self._native = MessagesEventReader(request_id) if protocol == "messages" else None
+        self._lone_head = _TEXT_DELTA_HEAD if self._native is not None else _CHUNK_HEAD
         self.protocol = protocol
         self.accumulator = ChunkAccumulator()
         self.done = False
@@ -120,9 +128,25 @@ class _StreamReader:
                 " reply; reading stopped",
                 request_id=self.request_id,
             )
+        native = self._native
+        lone = None if self.done else self._decoder.lone_data(data, self._lone_head)
+        if lone is not None and (native is not None or lone[:1] == b"{"):
+            # A live stream's read: one event, most often a text fragment.
+            try:
+                if native is not None:
+                    part = native.event(_TEXT_DELTA, lone)
+                    self.done = native.done
+                else:
+                    part = self._chunk_part(lone)
+            except (APIResponseError, APIStatusError):
+                pass  # read it the usual way: that one says what is wrong, or reads it
+            else:
+                if part is None:
+                    return []
+                self.accumulator.add_part(part)
+                return [part]
         parts: list[StreamPart] = []
         add = self.accumulator.add_part
-        native = self._native
         try:
             for text, name, _, _ in self._decoder.decode_fields(data):
                 if self.done:
@@ -152,6 +176,10 @@ class _StreamReader:
             return None
         if name == "error":
             raise error_event(_loads_or_text(data), self.request_id)
+        return self._chunk_part(data)
+
+    def _chunk_part(self, data: str | bytes) -> StreamPart:
+        """The part for a ``chat.completion.chunk`` event's data (text, or UTF-8)."""
         try:
             chunk = parse_lenient(ChatCompletionChunk, data)
         except (ValueError, RecursionError):  # ValidationError is a ValueError

@@ -55,6 +55,7 @@ _READ_ERRORS: ErrorTable = (
 _CATCH = (http.client.HTTPException, OSError, ValueError)
 _MAX_CHUNK_LINE = 4096  # a chunk-size line: hex digits and perhaps extensions
 _MAX_CHUNK = 64 << 20  # more than any reply (the client's cap); a bigger size is a broken line
+_READ_SIZE = 1 << 16
 
 
 class _BrokenBody(http.client.HTTPException):
@@ -62,17 +63,104 @@ class _BrokenBody(http.client.HTTPException):
 
 
 def _chunk_size(line: bytes) -> int:
-    """The size a chunk-size line with extensions gives (``1a;name=value``), or raise."""
+    """The size a chunk-size line gives (``1a\r\n``, ``1a;name=value\r\n``), or raise."""
     try:
-        size = int(line.split(b";", 1)[0], 16)
+        size = int(line.split(b";", 1)[0], 16)  # int() strips the line end
     except ValueError:
         raise _broken(line) from None
+    if not 0 <= size <= _MAX_CHUNK:  # negative, or more than any reply: not to be allocated
+        raise _broken(line)
     return size
 
 
 def _broken(line: bytes) -> _BrokenBody:
     detail = "the connection closed" if not line else f"invalid chunk size line {line[:40]!r}"
     return _BrokenBody(f"the chunked body broke off: {detail}")
+
+
+class _Dechunker:
+    """A chunked body's framing taken off as it arrives: received bytes in, the data out.
+
+    Chunk extensions and trailer fields are read past; the CRLF after a chunk's data is not
+    checked (as http.client does not). A size line that is not a size, is negative, longer
+    than `_MAX_CHUNK_LINE` or beyond any reply (`_MAX_CHUNK`) is `_BrokenBody`: refused,
+    never allocated. Bytes after the last chunk's trailers are ignored.
+    """
+
+    __slots__ = ("_line", "_need", "_skip", "_trailers", "done", "error")
+
+    def __init__(self) -> None:
+        self._need = 0  # data bytes of the current chunk still to come
+        self._skip = 0  # bytes of the line end after a chunk's data still to come
+        self._line = b""  # a size or trailer line begun in an earlier read
+        self._trailers = False  # past the last chunk: trailer lines, up to a blank one
+        self.done = False  # the body ended, or broke (then ``error`` says how)
+        self.error: _BrokenBody | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        """The body data in ``data``, the next bytes received (b"" when it holds none)."""
+        if not (self._need or self._skip or self._line or self._trailers):
+            # A live stream's read: one whole chunk ("1a\r\n" + data + "\r\n").
+            end = data.find(b"\n")
+            if end > 0:
+                try:
+                    size = int(data[:end], 16)  # int() strips the CR
+                except ValueError:
+                    size = 0
+                if size > 0 and end + size + 3 == len(data):
+                    return data[end + 1 : end + 1 + size]
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> bytes:
+        pieces: list[bytes] = []
+        try:
+            self._take(data, pieces)
+        except _BrokenBody as exc:
+            if not pieces:
+                raise
+            self.done, self.error = True, exc  # the data before the break is given first
+        return b"".join(pieces)
+
+    def _take(self, data: bytes, pieces: list[bytes]) -> None:
+        position, length = 0, len(data)
+        while position < length and not self.done:
+            if self._need:
+                end = min(position + self._need, length)
+                pieces.append(data[position:end])
+                self._need -= end - position
+                position = end
+                if not self._need:
+                    self._skip = 2
+            elif self._skip:
+                step = min(self._skip, length - position)
+                self._skip -= step
+                position += step
+            else:
+                end = data.find(b"\n", position)
+                if end < 0 or end - position + len(self._line) > _MAX_CHUNK_LINE:
+                    self._line += data[position : position + _MAX_CHUNK_LINE + 1]
+                    if len(self._line) > _MAX_CHUNK_LINE:
+                        raise _broken(self._line)
+                    break
+                line, self._line = self._line + data[position : end + 1], b""
+                position = end + 1
+                if self._trailers:
+                    self.done = line in (b"\r\n", b"\n")  # trailer fields are not used
+                    continue
+                size = _chunk_size(line)
+                if size:
+                    self._need = size
+                else:
+                    self._trailers = True
+
+    def end(self) -> None:
+        """The connection closed: an error unless the body was whole (trailers may be cut)."""
+        if self._trailers:
+            self.done = True
+            return
+        if self._need or self._skip:
+            raise _BrokenBody("the chunked body broke off inside a chunk")
+        raise _broken(b"")
 
 
 _poll = getattr(select, "poll", None)
@@ -205,33 +293,31 @@ class _Body(httpx.SyncByteStream):
     def raw(self) -> Iterator[bytes]:
         """The body's bytes as read, without httpx's layers (see `_transports`)."""
         reply = self._reply
-        # A chunked body is read here from http.client's buffered reader of the socket: its own
-        # chunked reads fill a buffer (an event would wait for the next) or cost more per chunk.
-        source: Any = reply.fp if reply.chunked else None
         try:
-            if source is not None:
-                readline, read = source.readline, source.read
-                while True:
-                    line = readline(_MAX_CHUNK_LINE)
-                    try:
-                        size = int(line, 16)  # "1a\r\n": int() strips the line end
-                    except ValueError:
-                        size = _chunk_size(line)
-                    if not 0 < size <= _MAX_CHUNK:
-                        if size:  # negative, or more than any reply: not to be allocated
-                            raise _broken(line)
+            if reply.chunked:
+                # Read from the socket itself once http.client's reader has given what it holds
+                # past the head: a live stream's event is then one receive and a few slices,
+                # where http.client's chunked reads took a Python-level read, a line and two
+                # reads (and its buffered ones would hold an event back).
+                assert self._connection is not None and self._connection.sock is not None
+                receive = self._connection.sock.recv
+                dechunker = _Dechunker()
+                data = reply.fp.read1(_READ_SIZE)
+                while data:
+                    body = dechunker.feed(data)
+                    if body:
+                        yield body
+                    if dechunker.done:
+                        if dechunker.error is not None:
+                            raise dechunker.error
                         break
-                    data = read(size)
-                    if len(data) != size:
-                        raise _BrokenBody("the chunked body broke off inside a chunk")
-                    read(2)  # the chunk's CRLF, not checked (as http.client does not)
-                    yield data
-                while readline(_MAX_CHUNK_LINE) not in (b"\r\n", b"\n", b""):
-                    pass  # trailer fields, unused
+                    data = receive(_READ_SIZE)
+                else:
+                    dechunker.end()
             else:
                 # read1: what one read gives, not a filled buffer (an event must not wait).
                 read1 = reply.read1
-                while data := read1(1 << 16):
+                while data := read1(_READ_SIZE):
                     yield data
                 if reply.length:  # http.client's read1 ends a short body quietly
                     raise _BrokenBody(f"the body ended {reply.length} bytes short")

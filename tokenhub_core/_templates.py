@@ -18,6 +18,14 @@ __all__ = ["filled"]
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
+# BaseModel's slots, set through their descriptors: object.__setattr__ first walks the class's
+# bases to check it may bypass pydantic's own __setattr__, which costs more than the copy.
+_SLOTS = BaseModel.__dict__
+_set_dict = _SLOTS["__dict__"].__set__
+_set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra = _SLOTS["__pydantic_extra__"].__set__
+_set_private = _SLOTS["__pydantic_private__"].__set__
+
 
 def filled(template: _Model, **fields: Any) -> _Model:
     """A shallow copy of ``template`` (validated) with ``fields`` set, without validation.
@@ -37,8 +45,8 @@ def filled(template: _Model, **fields: Any) -> _Model:
     # What pydantic's own __copy__ sets, with the containers' own copy methods (copy.copy
     # dispatches generically, three times per object).
     extra = template.__pydantic_extra__
-    object.__setattr__(model, "__dict__", state)
-    object.__setattr__(model, "__pydantic_fields_set__", template.__pydantic_fields_set__.copy())
-    object.__setattr__(model, "__pydantic_extra__", None if extra is None else extra.copy())
-    object.__setattr__(model, "__pydantic_private__", None)
+    _set_dict(model, state)
+    _set_fields_set(model, template.__pydantic_fields_set__.copy())
+    _set_extra(model, None if extra is None else extra.copy())
+    _set_private(model, None)
     return model

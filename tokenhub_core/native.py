@@ -521,8 +521,9 @@ class MessagesEventReader:
             part.thinking = thinking
         return part
 
-    def event(self, name: str | None, data: str) -> StreamPart | None:
-        """One SSE event; the part it makes, if any. Raises on an ``error`` event."""
+    def event(self, name: str | None, data: str | bytes) -> StreamPart | None:
+        """One SSE event (its data as text, or as UTF-8); the part it makes, if any. Raises on
+        an ``error`` event."""
         try:
             payload = from_json(data)  # pydantic-core: a third of json.loads per event
         except ValueError:

@@ -148,6 +148,36 @@ class SSEDecoder:
             self._line_parts.append(tail)
         return events
 
+    def lone_data(self, data: bytes, head: bytes) -> bytes | None:
+        """``data``'s event data, undecoded, when ``data`` is one whole event and nothing more.
+
+        That is: ``head`` (the event's ``event:`` line if it has one, then ``data: ``), one data
+        line, the blank line; no CR; nothing pending from earlier bytes; within the size caps.
+        Else None, and ``data`` is to be fed to `decode_fields` as usual. The decoder's state is
+        not touched either way: such an event leaves it as it was. A live stream's read is
+        often exactly one event; this reads it without decoding its text or walking its lines.
+        """
+        if (
+            self._at_start
+            or self._after_cr
+            or self._undecoded
+            or self._line_parts
+            or self._data
+            or self._event_type
+            or self._retry is not None
+        ):
+            return None
+        start, end = len(head), len(data) - 2
+        if (
+            not data.startswith(head)
+            or data.find(b"\n", start) != end
+            or data[end + 1 :] != b"\n"
+            or b"\r" in data
+            or end - start > min(self._max_line_chars - 6, self._max_event_chars)
+        ):
+            return None
+        return data[start:end]
+
     def _whole_events(self, text: str, events: list[EventFields]) -> int:
         """Append the complete events ``text`` starts with; where the rest begins."""
         end = 0

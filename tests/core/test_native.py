@@ -707,3 +707,43 @@ async def test_async_parts_are_the_same_stream() -> None:
     assert first.choices[0].delta.role == "assistant"
     assert "".join(texts) == "Four."
     assert stream.usage is not None and stream.usage.completion_tokens == 7
+
+
+def _reads(content: bytes, per_read: bool) -> httpx.Response:
+    """``content`` as one read, or one event per read (as a live stream arrives)."""
+    pieces = [p + b"\n\n" for p in content.split(b"\n\n") if p] if per_read else [content]
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=iter(pieces))
+
+
+@pytest.mark.parametrize(
+    "fragments",
+    [
+        [b'"Four"', b'"."'],
+        ['"Vier · 四 🙂"'.encode(), b'"\\u00e9t\\u00e9"'],  # raw UTF-8 and JSON escapes
+        [b'"bad \xff byte"', b'" ok"'],  # invalid UTF-8: U+FFFD, as the decoder gives it
+        [b'"a"', b"", b'"b"'],  # an empty data line
+    ],
+)
+def test_a_stream_read_one_event_at_a_time_is_the_same_stream(fragments: list[bytes]) -> None:
+    deltas = b"".join(
+        b"event: content_block_delta\ndata: "
+        + (
+            b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
+            + fragment
+            + b"}}"
+            if fragment
+            else b""
+        )
+        + b"\n\n"
+        for fragment in fragments
+    )
+    content = events(START, block(0, type="text", text="")) + deltas + events(*END)
+    results = []
+    for per_read in (False, True):
+        client, _ = client_for([_reads(content, per_read)])
+        with client.stream(model=SONNET, messages=USER) as stream:
+            chunks = [c.model_dump() for c in stream]
+        results.append((chunks, stream.completion().choices[0].message.content))
+    assert results[0] == results[1]
+    expected = "".join(json.loads(f.decode("utf-8", "replace")) for f in fragments if f)
+    assert results[1][1] == expected

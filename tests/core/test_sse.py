@@ -440,3 +440,54 @@ def test_huge_line_in_tiny_chunks_decodes_in_linear_time() -> None:
     for start in range(0, len(stream), 6):
         events += decoder.decode(stream[start : start + 6])
     assert events == [ServerSentEvent(payload)]
+
+
+# --- one whole event per read (the stream readers' shortcut) -----------------------------------
+
+
+def _lone_or_decoded(chunks: list[bytes], head: bytes) -> list[tuple[str, str]]:
+    """Each chunk through `lone_data` when it takes it, else `decode_fields`, as a reader does."""
+    decoder, events = SSEDecoder(), []
+    name = head[7:-7].decode() if head.startswith(b"event: ") else "message"
+    for chunk in chunks:
+        lone = decoder.lone_data(chunk, head)
+        if lone is not None:
+            events.append((lone.decode("utf-8", "replace"), name))
+        else:
+            events.extend((data, event) for data, event, _, _ in decoder.decode_fields(chunk))
+    return events
+
+
+@pytest.mark.parametrize("head", [b"data: ", b"event: content_block_delta\ndata: "])
+@settings(max_examples=200, deadline=None)
+@given(stream=st.lists(st.sampled_from(_PIECES), max_size=40).map(b"".join), data=st.data())
+def test_lone_data_reads_a_chunk_as_the_decoder_would(
+    head: bytes, stream: bytes, data: st.DataObject
+) -> None:
+    stream = head + b'{"a": 1}\n\n' + stream + head + b"x\n\n"
+    expected = [(e.data, e.event) for e in reference_decode(stream)]
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=10))
+    assert _lone_or_decoded(split_at(stream, cuts), head) == expected
+
+
+def test_lone_data_takes_only_one_whole_event_with_nothing_pending() -> None:
+    head = b"event: content_block_delta\ndata: "
+    decoder = SSEDecoder()
+    assert decoder.lone_data(head + b"{}\n\n", head) is None  # the stream's start: a BOM may come
+    decoder.decode_fields(b": hello\n\n")
+    assert decoder.lone_data(head + b'{"t": 1}\n\n', head) == b'{"t": 1}'
+    for not_lone in [
+        head + b"{}\n\n" + head + b"{}\n\n",  # two events
+        head + b"{}\n",  # not yet dispatched
+        head + b"{}\r\n\r\n",  # CR line ends
+        b"event: ping\ndata: {}\n\n",  # another event
+        b"id: 7\n" + head + b"{}\n\n",
+        head + b"{}\ndata: more\n\n",  # two data lines
+    ]:
+        assert decoder.lone_data(not_lone, head) is None, not_lone
+    decoder.decode_fields(b"data: half")  # a line pending from an earlier read
+    assert decoder.lone_data(head + b"{}\n\n", head) is None
+    capped = SSEDecoder(max_event_chars=4)
+    capped.decode_fields(b"\n")
+    assert capped.lone_data(b"data: 1234\n\n", b"data: ") == b"1234"
+    assert capped.lone_data(b"data: 12345\n\n", b"data: ") is None  # the cap's error is decode's

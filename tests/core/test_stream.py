@@ -630,3 +630,46 @@ def test_a_part_builds_its_chunk_when_asked() -> None:
     acc.add_part(part)
     [call] = acc.completion().choices[0].message.tool_calls or []
     assert (call.id, call.function.name, call.function.arguments) == ("t", "f", "{}")
+
+
+def _chat_reads(per_read: bool, events: list[bytes]) -> tuple[list[dict[str, Any]], str]:
+    """``events`` through a stream reader as one read or one event per read: the parts'
+    chunks, and the error that ended it (or "")."""
+    from tokenhub_core._streams import _StreamReader
+    from tokenhub_core.errors import APIResponseError
+
+    reader = _StreamReader("req_1", "chat/completions")
+    reads = events if per_read else [b"".join(events)]
+    parts: list[StreamPart] = []
+    error = ""
+    try:
+        for data in reads:
+            parts += reader.feed(data)
+        parts += reader.feed(b"")  # an error held back behind the parts before it
+    except APIResponseError as exc:
+        error = str(exc)
+    return [p.chunk.model_dump() for p in parts], error
+
+
+def test_a_chat_stream_read_one_event_at_a_time_is_the_same_stream() -> None:
+    def event(delta: bytes) -> bytes:
+        return (
+            b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+            b'"choices":[{"index":0,"delta":' + delta + b',"finish_reason":null}]}\n\n'
+        )
+
+    events = [
+        event(b'{"role":"assistant","content":""}'),
+        event('{"content":"Vier · 四 🙂"}'.encode()),
+        event(b'{"content":"bad \xff byte"}'),  # invalid UTF-8: U+FFFD, as the decoder gives it
+        b": keep-alive\n\n",
+        b"data: {not json\n\n",
+    ]
+    whole, per_event = _chat_reads(False, events), _chat_reads(True, events)
+    assert whole == per_event
+    assert [c["choices"][0]["delta"]["content"] for c in whole[0]] == [
+        "",
+        "Vier · 四 🙂",
+        "bad \ufffd byte",
+    ]
+    assert "malformed stream event: '{not json'" in whole[1]

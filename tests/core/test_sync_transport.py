@@ -21,7 +21,7 @@ import trustme
 
 import tokenhub_core._pools as pools_module
 from tokenhub_core import TokenHubClient, errors
-from tokenhub_core._sync_transport import SyncTransport
+from tokenhub_core._sync_transport import SyncTransport, _BrokenBody, _Dechunker
 from tokenhub_emulator import TokenHubEmulator
 
 from .helpers import unreachable_client
@@ -292,6 +292,74 @@ def test_chunk_extensions_and_trailers_are_read_past_and_the_connection_reused()
                 _ = list(stream)
             assert stream.completion().choices[0].message.content == "first second"
         assert server.accepted == 1
+
+
+_FRAMED = (
+    b"5\r\nhello\r\n"
+    + b"6;name=value\r\n world\r\n"  # an extension
+    + b"1A\r\n"
+    + b"x" * 26
+    + b"\r\n"  # upper-case hex
+    + b"3\n"
+    + b"end\r\n"  # a bare LF after the size
+    + b"0\r\nx-checksum: 1f\r\n\r\n"  # a trailer field
+)
+_UNFRAMED = b"hello world" + b"x" * 26 + b"end"
+
+
+def _dechunk(pieces: list[bytes]) -> tuple[bytes, _Dechunker]:
+    dechunker, out = _Dechunker(), []
+    for piece in pieces:
+        out.append(dechunker.feed(piece))
+        if dechunker.done:
+            break
+    return b"".join(out), dechunker
+
+
+def test_the_dechunker_gives_the_data_however_the_reads_split_the_framing() -> None:
+    whole, dechunker = _dechunk([_FRAMED])
+    assert (whole, dechunker.done) == (_UNFRAMED, True)
+    for cut in range(1, len(_FRAMED)):  # every split in two, inside sizes, data, CRLFs, trailers
+        assert _dechunk([_FRAMED[:cut], _FRAMED[cut:]])[0] == _UNFRAMED, cut
+    one_by_one, dechunker = _dechunk([_FRAMED[i : i + 1] for i in range(len(_FRAMED))])
+    assert (one_by_one, dechunker.done) == (_UNFRAMED, True)
+    # What follows the last chunk's trailers is not body.
+    assert _dechunk([_FRAMED + b"HTTP/1.1 200 OK\r\n"])[0] == _UNFRAMED
+
+
+@pytest.mark.parametrize(
+    ("framing", "message"),
+    [
+        (b"zz\r\n", "invalid chunk size"),
+        (b"-5\r\n", "invalid chunk size"),
+        (b"fffffffffffff\r\n", "invalid chunk size"),  # beyond any reply: never allocated
+        (b"1" * 5000, "invalid chunk size"),  # a size line with no end in sight
+    ],
+)
+def test_the_dechunker_refuses_broken_sizes_after_giving_the_data_before_them(
+    framing: bytes, message: str
+) -> None:
+    dechunker = _Dechunker()
+    assert dechunker.feed(b"5\r\nhello\r\n" + framing) == b"hello"
+    assert dechunker.done and dechunker.error is not None
+    assert message in str(dechunker.error)
+    with pytest.raises(_BrokenBody, match=message):
+        _Dechunker().feed(framing)
+
+
+def test_the_dechunker_tells_where_a_closed_connection_cut_the_body() -> None:
+    inside = _Dechunker()
+    assert inside.feed(b"a\r\nhalf") == b"half"
+    with pytest.raises(_BrokenBody, match="inside a chunk"):
+        inside.end()
+    between = _Dechunker()
+    assert between.feed(b"4\r\nwhol\r\n") == b"whol"
+    with pytest.raises(_BrokenBody, match="the connection closed"):
+        between.end()
+    in_trailers = _Dechunker()
+    in_trailers.feed(b"0\r\nx-checksum: 1f\r\n")
+    in_trailers.end()  # the body was whole; only trailers were cut
+    assert in_trailers.done
 
 
 @pytest.mark.parametrize(
