@@ -279,6 +279,29 @@ def test_https_verifies_the_certificate_and_its_host() -> None:
             client_on(trusting, wrong_host).chat(model=MODEL, messages=USER)
 
 
+def test_a_chunked_stream_over_tls_is_read_whole_and_its_connection_reused() -> None:
+    ca = trustme.CA()
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost").configure_cert(server_tls)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    with _serving("script", server_tls) as server:
+        server.script = (
+            _chunk(_EVENT % b"first")
+            + _chunk(_EVENT % b" second" + _DONE, b";name=value")
+            + b"0\r\n\r\n"
+        )
+        http = httpx.Client(transport=SyncTransport(keep=2, ssl_context=trusting))
+        client = TokenHubClient(
+            api_key="th-test", base_url=server.base_url, http_client=http, max_retries=0
+        )
+        for _ in range(3):
+            with client.stream(model=MODEL, messages=USER) as stream:
+                _ = list(stream)
+            assert stream.completion().choices[0].message.content == "first second"
+        assert server.accepted == 1
+
+
 def test_chunk_extensions_and_trailers_are_read_past_and_the_connection_reused() -> None:
     with _serving("script") as server:
         server.script = (
