@@ -299,8 +299,11 @@ class _Body(httpx.SyncByteStream):
                 # past the head: a live stream's event is then one receive and a few slices,
                 # where http.client's chunked reads took a Python-level read, a line and two
                 # reads (and its buffered ones would hold an event back).
-                assert self._connection is not None and self._connection.sock is not None
-                receive = self._connection.sock.recv
+                assert self._connection is not None
+                sock = self._connection.sock
+                # A response that closes its connection holds the socket itself (http.client
+                # lets go of it): read that one through the response's reader.
+                receive = reply.fp.read1 if sock is None else sock.recv
                 dechunker = _Dechunker()
                 data = reply.fp.read1(_READ_SIZE)
                 while data:

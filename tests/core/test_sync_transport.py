@@ -105,6 +105,7 @@ class _Server(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode = mode
         self.script = b""  # mode "script": the chunked body sent, as is
+        self.head = _CHUNKED_HEAD  # mode "script": the head sent before it
         self.accepted = 0
         self.closed = threading.Semaphore(0)  # released once each connection is closed here
         self.first_event_read = threading.Event()
@@ -151,8 +152,10 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.wfile.write(b'HTTP/1.1 200 OK\r\ncontent-length: 400\r\n\r\n{"id": ')
                 return
             if mode == "script":
-                self.wfile.write(_CHUNKED_HEAD + self.server.script)
+                self.wfile.write(self.server.head + self.server.script)
                 self.wfile.flush()
+                if b"connection: close" in self.server.head:
+                    return
                 if self.server.script.endswith(b"\r\n\r\n"):
                     continue  # a whole body: the connection stays open for the next request
                 return
@@ -300,6 +303,29 @@ def test_a_chunked_stream_over_tls_is_read_whole_and_its_connection_reused() -> 
                 _ = list(stream)
             assert stream.completion().choices[0].message.content == "first second"
         assert server.accepted == 1
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_chunked_stream_that_closes_its_connection_is_read_whole(tls: bool) -> None:
+    # "Connection: close": http.client hands the socket to the response and drops its own.
+    ca = trustme.CA()
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost").configure_cert(server_tls)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    with _serving("script", server_tls if tls else None) as server:
+        server.head = _CHUNKED_HEAD.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n")
+        server.script = _chunk(_EVENT % b"first") + _chunk(_EVENT % b" second" + _DONE)
+        server.script += b"0\r\n\r\n"
+        http = httpx.Client(transport=SyncTransport(keep=2, ssl_context=trusting))
+        client = TokenHubClient(
+            api_key="th-test", base_url=server.base_url, http_client=http, max_retries=0
+        )
+        for _ in range(2):
+            with client.stream(model=MODEL, messages=USER) as stream:
+                _ = list(stream)
+            assert stream.completion().choices[0].message.content == "first second"
+        assert server.accepted == 2  # a connection the server closes is not reused
 
 
 def test_chunk_extensions_and_trailers_are_read_past_and_the_connection_reused() -> None:
