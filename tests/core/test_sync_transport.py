@@ -258,18 +258,32 @@ def test_connections_are_reused_from_one_thread_and_from_many() -> None:
             assert server.accepted <= 9  # at most one new connection per thread at once
 
 
-def test_https_verifies_the_certificate_and_its_host() -> None:
+def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for localhost, and a client context trusting it."""
     ca = trustme.CA()
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("localhost").configure_cert(server_tls)
     trusting = ssl.create_default_context()
     ca.configure_trust(trusting)
+    return server_tls, trusting
 
-    def client_on(context: ssl.SSLContext, base_url: str) -> TokenHubClient:
-        transport = SyncTransport(keep=2, ssl_context=context)
-        http = httpx.Client(transport=transport)
-        return TokenHubClient(api_key="th-test", base_url=base_url, http_client=http, max_retries=0)
 
+def client_on(context: ssl.SSLContext, base_url: str) -> TokenHubClient:
+    """A client on its own `SyncTransport` using ``context`` for https."""
+    http = httpx.Client(transport=SyncTransport(keep=2, ssl_context=context))
+    return TokenHubClient(api_key="th-test", base_url=base_url, http_client=http, max_retries=0)
+
+
+def _stream_first_second(client: TokenHubClient, times: int) -> None:
+    """Stream ``times`` times, each reading "first second" whole."""
+    for _ in range(times):
+        with client.stream(model=MODEL, messages=USER) as stream:
+            _ = list(stream)
+        assert stream.completion().choices[0].message.content == "first second"
+
+
+def test_https_verifies_the_certificate_and_its_host() -> None:
+    server_tls, trusting = _tls_contexts()
     with _serving("chat", server_tls) as server:
         reply = client_on(trusting, server.base_url).chat(model=MODEL, messages=USER)
         assert reply.choices[0].message.content == "hi"
@@ -283,48 +297,26 @@ def test_https_verifies_the_certificate_and_its_host() -> None:
 
 
 def test_a_chunked_stream_over_tls_is_read_whole_and_its_connection_reused() -> None:
-    ca = trustme.CA()
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("localhost").configure_cert(server_tls)
-    trusting = ssl.create_default_context()
-    ca.configure_trust(trusting)
+    server_tls, trusting = _tls_contexts()
     with _serving("script", server_tls) as server:
         server.script = (
             _chunk(_EVENT % b"first")
             + _chunk(_EVENT % b" second" + _DONE, b";name=value")
             + b"0\r\n\r\n"
         )
-        http = httpx.Client(transport=SyncTransport(keep=2, ssl_context=trusting))
-        client = TokenHubClient(
-            api_key="th-test", base_url=server.base_url, http_client=http, max_retries=0
-        )
-        for _ in range(3):
-            with client.stream(model=MODEL, messages=USER) as stream:
-                _ = list(stream)
-            assert stream.completion().choices[0].message.content == "first second"
+        _stream_first_second(client_on(trusting, server.base_url), 3)
         assert server.accepted == 1
 
 
 @pytest.mark.parametrize("tls", [False, True])
 def test_a_chunked_stream_that_closes_its_connection_is_read_whole(tls: bool) -> None:
     # "Connection: close": http.client hands the socket to the response and drops its own.
-    ca = trustme.CA()
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("localhost").configure_cert(server_tls)
-    trusting = ssl.create_default_context()
-    ca.configure_trust(trusting)
+    server_tls, trusting = _tls_contexts()
     with _serving("script", server_tls if tls else None) as server:
         server.head = _CHUNKED_HEAD.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n")
         server.script = _chunk(_EVENT % b"first") + _chunk(_EVENT % b" second" + _DONE)
         server.script += b"0\r\n\r\n"
-        http = httpx.Client(transport=SyncTransport(keep=2, ssl_context=trusting))
-        client = TokenHubClient(
-            api_key="th-test", base_url=server.base_url, http_client=http, max_retries=0
-        )
-        for _ in range(2):
-            with client.stream(model=MODEL, messages=USER) as stream:
-                _ = list(stream)
-            assert stream.completion().choices[0].message.content == "first second"
+        _stream_first_second(client_on(trusting, server.base_url), 2)
         assert server.accepted == 2  # a connection the server closes is not reused
 
 
@@ -336,10 +328,7 @@ def test_chunk_extensions_and_trailers_are_read_past_and_the_connection_reused()
             + b"0\r\nx-checksum: 1f\r\n\r\n"
         )
         client = TokenHubClient(api_key="th-test", base_url=server.base_url, max_retries=0)
-        for _ in range(3):
-            with client.stream(model=MODEL, messages=USER) as stream:
-                _ = list(stream)
-            assert stream.completion().choices[0].message.content == "first second"
+        _stream_first_second(client, 3)
         assert server.accepted == 1
 
 
