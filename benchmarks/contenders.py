@@ -22,6 +22,7 @@ from ops import (
     AsyncOps,
     Contender,
     SyncOps,
+    heard,
 )
 
 __all__ = ["CONTENDERS"]
@@ -428,6 +429,15 @@ CONTENDERS: tuple[Contender, ...] = (
         _build_llamaindex(ours=True),
     ),
     Contender(
+        "llamaindex-heard",
+        "TokenHub (ours), an event handler listening",
+        "chat / stream_chat",
+        "llamaindex",
+        "ours-heard",
+        False,
+        heard(_build_llamaindex(ours=True)),
+    ),
+    Contender(
         "llamaindex-alone",
         "LlamaIndex alone (canned LLM, no HTTP)",
         "chat / stream_chat",
@@ -507,6 +517,15 @@ CONTENDERS: tuple[Contender, ...] = (
         "ours",
         True,
         _build_llamaindex_async(ours=True),
+    ),
+    Contender(
+        "llamaindex-heard-async",
+        "TokenHub (ours), an event handler listening",
+        "achat / astream_chat",
+        "llamaindex",
+        "ours-heard",
+        True,
+        heard(_build_llamaindex_async(ours=True)),
     ),
     Contender(
         "llamaindex-alone-async",

@@ -18,7 +18,16 @@ from typing import Any
 from benchserver import DRIP_GAP_S, SHORT_TEXT, Endpoint
 from canned import build_langchain_alone, build_llamaindex_alone
 from loadserver import NATIVE_MODEL, REPLY_TEXT, LoadServer, native_stream_events
-from ops import CALL_PROMPT, MAX_TOKENS, MODEL, STREAM_PROMPT, AsyncOps, Contender, SyncOps
+from ops import (
+    CALL_PROMPT,
+    MAX_TOKENS,
+    MODEL,
+    STREAM_PROMPT,
+    AsyncOps,
+    Contender,
+    SyncOps,
+    heard,
+)
 
 __all__ = ["NATIVE_CONTENDERS", "NativeServer"]
 
@@ -508,6 +517,14 @@ _ROWS = (
         "llamaindex",
         "ours",
         (_build_llamaindex(ours=True), _build_llamaindex_async(ours=True)),
+    ),
+    _both(
+        "native-llamaindex-heard",
+        'TokenHub(protocol="messages") (ours), an event handler listening',
+        ("chat / stream_chat", "achat / astream_chat"),
+        "llamaindex",
+        "ours-heard",
+        (heard(_build_llamaindex(ours=True)), heard(_build_llamaindex_async(ours=True))),
     ),
     _both(
         "native-llamaindex-alone",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ __all__ = [
     "Contender",
     "Server",
     "SyncOps",
+    "heard",
 ]
 
 MODEL = "anthropic/claude-sonnet-4-6"
@@ -73,3 +74,57 @@ class Server(Protocol):
     def drip(self) -> Endpoint: ...  # streams delivered one event per write
 
     def reset(self) -> None: ...
+
+
+Build = Callable[[Endpoint, Endpoint], SyncOps | AsyncOps]
+
+
+def heard(build: Build) -> Build:
+    """``build`` with its streams read with a LlamaIndex event handler (one that does nothing)
+    on the root dispatcher, as with an observability tool installed: LlamaIndex then builds an
+    in-progress event for every response, which ``TokenHub`` skips while nothing listens."""
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+
+    class Listener(BaseEventHandler):
+        def handle(self, event: Any, **kwargs: Any) -> None:
+            return None
+
+    root, listener = get_dispatcher(), Listener()
+    return lambda short, long: _heard(build(short, long), root, listener)
+
+
+def _heard(ops: SyncOps | AsyncOps, root: Any, listener: Any) -> SyncOps | AsyncOps:
+
+    def listen() -> None:
+        root.add_event_handler(listener)
+
+    def stop() -> None:
+        root.event_handlers = [h for h in root.event_handlers if h is not listener]
+
+    if isinstance(ops, SyncOps):
+        open_sync = ops.open_stream
+
+        def read_sync() -> Iterator[Any]:
+            listen()
+            try:
+                yield from open_sync()
+            finally:
+                stop()
+
+        return SyncOps(ops.call, ops.call_text, read_sync, ops.piece)
+
+    open_async = ops.open_stream
+
+    async def read_async() -> AsyncIterator[Any]:
+        listen()
+        try:
+            async for item in await open_async():
+                yield item
+        finally:
+            stop()
+
+    async def open_heard() -> AsyncIterable[Any]:
+        return read_async()
+
+    return AsyncOps(ops.call, ops.call_text, open_heard, ops.piece)

@@ -161,10 +161,14 @@ def _verdict(ratio: float | None, target: float) -> str:
 def _pairs(rows: list[Row]) -> list[tuple[str, bool, Row, Row, Row | None]]:
     """(framework name, async, anchor, ours, framework alone) for each pair present."""
     pairs = []
-    for family, name in (("langchain", "LangChain"), ("llamaindex", "LlamaIndex")):
+    for family, role, name in (
+        ("langchain", "ours", "LangChain"),
+        ("llamaindex", "ours", "LlamaIndex"),
+        ("llamaindex", "ours-heard", "LlamaIndex, a handler listening"),
+    ):
         for is_async in (False, True):
             anchor = _find(rows, family, "anchor", is_async)
-            ours = _find(rows, family, "ours", is_async)
+            ours = _find(rows, family, role, is_async)
             if anchor is not None and ours is not None:
                 alone = _find(rows, family, "framework", is_async)
                 pairs.append((name, is_async, anchor, ours, alone))

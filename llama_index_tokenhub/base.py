@@ -42,6 +42,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from pydantic import ConfigDict
 
+from llama_index_tokenhub._instrumentation import stream_chat_callback, stream_completion_callback
 from llama_index_tokenhub.messages import to_wire_messages, to_wire_tool_choice, to_wire_tools
 from llama_index_tokenhub.responses import (
     ChunkConverter,
@@ -398,7 +399,8 @@ class TokenHub(FunctionCallingLLM):
         stream = client.astream(**request)
         return _astream_responses(stream, ChunkConverter(model=request["model"]))
 
-    # Chat: instrumented.
+    # Chat: instrumented. The streaming methods use LlamaIndex's events through our decorators,
+    # which build a per-response event only when a handler listens (`_instrumentation`).
 
     @_presigned
     @llm_chat_callback()
@@ -410,11 +412,13 @@ class TokenHub(FunctionCallingLLM):
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         return await self._achat(messages, **kwargs)
 
-    @llm_chat_callback()
+    @_presigned
+    @stream_chat_callback
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         return self._stream_chat(messages, **kwargs)
 
-    @llm_chat_callback()
+    @_presigned
+    @stream_chat_callback
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
@@ -434,13 +438,15 @@ class TokenHub(FunctionCallingLLM):
     ) -> CompletionResponse:
         return await achat_to_completion_decorator(self._achat)(prompt, **kwargs)
 
-    @llm_completion_callback()
+    @_presigned
+    @stream_completion_callback
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
         return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
 
-    @llm_completion_callback()
+    @_presigned
+    @stream_completion_callback
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:

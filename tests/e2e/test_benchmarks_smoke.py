@@ -19,15 +19,18 @@ RUN = ROOT / "benchmarks" / "run.py"
 
 FRAMEWORK_ALONE = ["langchain-alone", "llamaindex-alone"]
 SYNC_KEYS = ["httpx", "openai", "core", "langchain-openai", "langchain", "llamaindex-openai"]
-SYNC_KEYS += ["llamaindex", *FRAMEWORK_ALONE]
+SYNC_KEYS += ["llamaindex", "llamaindex-heard", *FRAMEWORK_ALONE]
 CONTENDER_KEYS = SYNC_KEYS + [f"{key}-async" for key in SYNC_KEYS]
 # Claude's native /v1/messages: its own section of the report, its own anchors and floor.
 NATIVE_ALONE = ["native-langchain-alone", "native-llamaindex-alone"]
 NATIVE_SYNC = ["native-httpx", "anthropic", "native-core", "langchain-anthropic"]
-NATIVE_SYNC += ["native-langchain", "llamaindex-anthropic", "native-llamaindex", *NATIVE_ALONE]
+NATIVE_SYNC += ["native-langchain", "llamaindex-anthropic", "native-llamaindex"]
+NATIVE_SYNC += ["native-llamaindex-heard", *NATIVE_ALONE]
 NATIVE_KEYS = NATIVE_SYNC + [f"{key}-async" for key in NATIVE_SYNC]
 NATIVE = "## Claude's native protocol"
 RATIO_ROWS = ["LangChain (sync)", "LangChain (async)", "LlamaIndex (sync)", "LlamaIndex (async)"]
+# TokenHub again with an instrumentation handler registered: LlamaIndex's per-response events on
+RATIO_ROWS += ["LlamaIndex, a handler listening (sync)", "LlamaIndex, a handler listening (async)"]
 # protocol -> (row keys, the rows without HTTP, the floor's key, per-call and per-chunk targets,
 # the frameworks compared)
 TABLES = {
@@ -106,7 +109,7 @@ def test_the_native_section_names_its_anchors(quick_run: tuple[str, Path]) -> No
         'ChatAnthropic (langchain-anthropic) ÷ ChatTokenHub(protocol="messages") (ours)',
         'Anthropic (llama-index-llms-anthropic) ÷ TokenHub(protocol="messages") (ours)',
     ):
-        assert native.count(pair) == 2, pair  # sync and async
+        assert native.count(f"{pair} |") == 2, pair  # sync and async
     assert "`/v1/messages`" in native
 
 

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from llama_index.core import Settings
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 
 from llama_index_tokenhub import TokenHub
 from tokenhub_emulator import TokenHubEmulator
+
+_H = TypeVar("_H", bound=BaseEventHandler)
+
+
+@contextlib.contextmanager
+def registered(handler: _H, dispatcher_name: str = "root") -> Iterator[_H]:
+    """``handler`` on the named LlamaIndex dispatcher for the block, removed afterwards."""
+    dispatcher = get_dispatcher(dispatcher_name)
+    dispatcher.add_event_handler(handler)
+    try:
+        yield handler
+    finally:
+        dispatcher.event_handlers = [h for h in dispatcher.event_handlers if h is not handler]
+
 
 _SETTINGS_SLOTS = (
     "_llm",

@@ -11,7 +11,6 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.callbacks.base_handler import BaseCallbackHandler
 from llama_index.core.callbacks.token_counting import TokenCountingHandler
-from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.exception import ExceptionEvent
@@ -25,6 +24,7 @@ from llama_index.core.instrumentation.events.llm import (
 from pydantic import Field
 
 from llama_index_tokenhub import TokenHub
+from tests.llama_index.fixtures import registered
 from tokenhub_core import track_cost
 from tokenhub_core.errors import StreamInterruptedError
 from tokenhub_emulator import TokenHubEmulator
@@ -52,13 +52,8 @@ class _Recorder(BaseEventHandler):
 
 @pytest.fixture
 def recorder() -> Iterator[_Recorder]:
-    dispatcher = get_dispatcher()
-    handler = _Recorder()
-    dispatcher.add_event_handler(handler)
-    try:
+    with registered(_Recorder()) as handler:
         yield handler
-    finally:
-        dispatcher.event_handlers = [h for h in dispatcher.event_handlers if h is not handler]
 
 
 class _LegacyRecorder(BaseCallbackHandler):
