@@ -106,9 +106,14 @@ def _trace(events: list[BaseEvent], legacy: _LegacyRecorder, chunks: list[Any]) 
     return shaped
 
 
-async def _open(llm: TokenHub, method: str, kwargs: dict[str, Any]) -> Any:
-    subject: Any = _PROMPT if "complete" in method else _MESSAGES
-    result = getattr(llm, method)(subject, **kwargs)
+async def _open(llm: TokenHub, method: str, way: str, kwargs: dict[str, Any]) -> Any:
+    completion = "complete" in method
+    subject: Any = _PROMPT if completion else _MESSAGES
+    if way == "called by keyword":
+        kwargs = {"prompt" if completion else "messages": subject, "max_tokens": 64}
+        result = getattr(llm, method)(**kwargs)
+    else:
+        result = getattr(llm, method)(subject, **kwargs)
     return await result if method.startswith("a") else result
 
 
@@ -130,7 +135,7 @@ async def _run(llm: TokenHub, method: str, way: str, emulator: TokenHubEmulator)
     if way == "answered 400":
         emulator.fail_next(400, message="no")
     try:
-        stream = await _open(llm, method, kwargs)
+        stream = await _open(llm, method, way, kwargs)
         while (chunk := await _next(stream)) is not _END:
             chunks.append(chunk)
             if way == "abandoned after one response":
@@ -145,6 +150,7 @@ async def _run(llm: TokenHub, method: str, way: str, emulator: TokenHubEmulator)
     "way",
     [
         "read whole",
+        "called by keyword",
         "abandoned after one response",
         "cut in the middle",
         "answered 400",
