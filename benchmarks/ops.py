@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,8 +81,13 @@ Build = Callable[[Endpoint, Endpoint], SyncOps | AsyncOps]
 
 def heard(build: Build) -> Build:
     """``build`` with its streams read with a LlamaIndex event handler (one that does nothing)
-    on the root dispatcher, as with an observability tool installed: LlamaIndex then builds an
-    in-progress event for every response, which ``TokenHub`` skips while nothing listens."""
+    on the root dispatcher, as with a tracing integration installed: LlamaIndex then builds an
+    in-progress event for every response, which ``TokenHub`` skips while nothing listens.
+
+    The handler is registered as a stream is opened and removed when the stream is freed, so
+    nothing stands between the timing loop and the stream."""
+    import weakref
+
     from llama_index.core.instrumentation import get_dispatcher
     from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 
@@ -91,10 +96,6 @@ def heard(build: Build) -> Build:
             return None
 
     root, listener = get_dispatcher(), Listener()
-    return lambda short, long: _heard(build(short, long), root, listener)
-
-
-def _heard(ops: SyncOps | AsyncOps, root: Any, listener: Any) -> SyncOps | AsyncOps:
 
     def listen() -> None:
         root.add_event_handler(listener)
@@ -102,29 +103,27 @@ def _heard(ops: SyncOps | AsyncOps, root: Any, listener: Any) -> SyncOps | Async
     def stop() -> None:
         root.event_handlers = [h for h in root.event_handlers if h is not listener]
 
-    if isinstance(ops, SyncOps):
-        open_sync = ops.open_stream
+    def heard_ops(short: Endpoint, long: Endpoint) -> SyncOps | AsyncOps:
+        ops = build(short, long)
+        if isinstance(ops, SyncOps):
+            open_sync = ops.open_stream
 
-        def read_sync() -> Iterator[Any]:
+            def open_heard_sync() -> Iterable[Any]:
+                listen()
+                stream = open_sync()
+                weakref.finalize(stream, stop)
+                return stream
+
+            return SyncOps(ops.call, ops.call_text, open_heard_sync, ops.piece)
+
+        open_async = ops.open_stream
+
+        async def open_heard() -> AsyncIterable[Any]:
             listen()
-            try:
-                yield from open_sync()
-            finally:
-                stop()
+            stream = await open_async()
+            weakref.finalize(stream, stop)
+            return stream
 
-        return SyncOps(ops.call, ops.call_text, read_sync, ops.piece)
+        return AsyncOps(ops.call, ops.call_text, open_heard, ops.piece)
 
-    open_async = ops.open_stream
-
-    async def read_async() -> AsyncIterator[Any]:
-        listen()
-        try:
-            async for item in await open_async():
-                yield item
-        finally:
-            stop()
-
-    async def open_heard() -> AsyncIterable[Any]:
-        return read_async()
-
-    return AsyncOps(ops.call, ops.call_text, open_heard, ops.piece)
+    return heard_ops
