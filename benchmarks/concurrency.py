@@ -47,7 +47,7 @@ class ConcurrencyPlan:
     fresh_loops: int
 
 
-FULL = ConcurrencyPlan("full", 40, 200, 5, (200, 1000), 200, 7)
+FULL = ConcurrencyPlan("full", 40, 200, 15, (200, 1000), 200, 7)
 QUICK = ConcurrencyPlan("quick", 3, 20, 1, (20, 50), 50, 1)
 
 
